@@ -1,0 +1,344 @@
+"""The `watcher` command line: a thin shell over config, the check pipeline and the store.
+
+Exit codes: 0 when every check completed (changed or not), 1 when a check failed or another
+runtime error happened, 2 for bad usage or an invalid configuration. Errors go to stderr,
+one clear line first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import sqlite3
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from watcher.check import open_fetchers, record_fetched, run_checks
+from watcher.config import Config, ConfigError, Target, load_config
+from watcher.diff import diff_clauses
+from watcher.fetch import decode_html
+from watcher.models import CheckResult, Diff, Fetched, Version, render_document
+from watcher.render import diff_as_html, diff_as_json, diff_as_markdown, diff_as_text
+from watcher.store import Store, StoreError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
+class RuntimeFailure(click.ClickException):
+    exit_code = EXIT_FAILED
+
+
+@dataclass
+class App:
+    """What every command needs: the config file and the database, opened on demand."""
+
+    config_path: Path
+    db_override: Path | None
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_path)
+            except ConfigError as error:
+                raise UsageError(f"invalid configuration\n{error}") from None
+        return self._config
+
+    def store(self) -> Store:
+        path = self.db_override or self.config.database_path
+        try:
+            return Store(path)
+        except StoreError as error:
+            raise RuntimeFailure(str(error)) from None
+
+    def target(self, target_id: str) -> Target:
+        target = self.config.target(target_id)
+        if target is None:
+            known = ", ".join(t.id for t in self.config.targets) or "none"
+            raise UsageError(f"no target {target_id!r} in {self.config_path} (targets: {known})")
+        return target
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              envvar="WATCHER_CONFIG", default="targets.toml", show_default=True,
+              help="Targets file (or $WATCHER_CONFIG).")
+@click.option("--db", "db_path", type=click.Path(path_type=Path), envvar="WATCHER_DB",
+              default=None, help="Database file (or $WATCHER_DB; default: settings.database, "
+                                 "else snapshots/watcher.db next to the config).")
+@click.version_option(package_name="policy-watcher")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path, db_path: Path | None) -> None:
+    """policy-watcher: watch terms and privacy policies, clause by clause."""
+    ctx.obj = App(config_path=config_path, db_override=db_path)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _select_targets(app: App, ids: tuple[str, ...]) -> list[Target]:
+    return [app.target(i) for i in ids] if ids else list(app.config.targets)
+
+
+# -- check ---------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("ids", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def check(app: App, ids: tuple[str, ...], as_json: bool) -> None:
+    """Fetch targets now, record what changed, and report it."""
+    targets = _select_targets(app, ids)
+    with app.store() as store:
+        results = asyncio.run(_check(app.config, store, targets))
+    if as_json:
+        _echo_json([_result_json(r) for r in results])
+    else:
+        for result in results:
+            click.echo(_result_line(result))
+    if any(r.status == "failed" for r in results):
+        sys.exit(EXIT_FAILED)
+
+
+async def _check(config: Config, store: Store, targets: list[Target]) -> list[CheckResult]:
+    async with open_fetchers(config) as fetchers:
+        return await run_checks(config, store, targets, fetchers)
+
+
+def _result_json(result: CheckResult) -> dict[str, Any]:
+    summary = result.summary
+    return {"id": result.target, "status": result.status, "reason": result.reason,
+            "version": result.version, "summary": summary.as_dict() if summary else None}
+
+
+def _result_line(result: CheckResult) -> str:
+    colors = {"changed": "yellow", "new": "green", "failed": "red", "suspect": "magenta"}
+    status = click.style(f"{result.status:<9}", fg=colors.get(result.status))
+    detail = {
+        "new": f"version {result.version} recorded",
+        "changed": f"version {result.version}: "
+                   f"{result.summary.describe() if result.summary else ''}"
+                   + (f" — see: watcher diff {result.target}" if result.summary else ""),
+        "unchanged": "no change",
+    }.get(result.status, result.reason or "")
+    return f"{result.target}  {status} {detail}"
+
+
+# -- list / history ------------------------------------------------------------------------
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def list_targets(app: App, as_json: bool) -> None:
+    """Targets with their last check, status and last change."""
+    with app.store() as store:
+        states = {t.id: store.target_state(t.id) for t in app.config.targets}
+    rows = []
+    for target in app.config.targets:
+        state = states[target.id]
+        last = state.last_check
+        rows.append({
+            "id": target.id, "service": target.service, "document": target.document,
+            "url": target.url, "fetcher": app.config.fetcher_of(target),
+            "fetcher_used": state.fetcher_used or (last.fetcher if last else None),
+            "versions": state.versions, "last_change_at": _iso(state.last_change_at),
+            "last_check": {"at": _iso(last.at), "status": last.status, "reason": last.reason}
+            if last else None,
+        })
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table("id", "service", "document", "versions", "last check", "status",
+                  "last change", box=None)
+    for row in rows:
+        last = row["last_check"]
+        table.add_row(row["id"], row["service"], row["document"], str(row["versions"]),
+                      (last["at"] or "")[:16] if last else "never",
+                      (last["status"] + (f": {last['reason']}" if last["reason"] else ""))
+                      if last else "",
+                      (row["last_change_at"] or "")[:16])
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@cli.command()
+@click.argument("target_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def history(app: App, target_id: str, as_json: bool) -> None:
+    """Versions of a target, oldest first, with a one-line summary of each change."""
+    app.target(target_id)
+    with app.store() as store:
+        versions = store.versions(target_id)
+    if as_json:
+        _echo_json([_version_json(v) for v in versions])
+        return
+    if not versions:
+        click.echo(f"{target_id}: no version recorded yet (run: watcher check {target_id})")
+    for version in versions:
+        what = version.summary.describe() if version.summary else "first version"
+        if version.revert_of:
+            what += f" (back to version {version.revert_of})"
+        if version.significance:
+            what += f" [{version.significance}{': ' if version.topics else ''}" \
+                    f"{', '.join(version.topics)}]"
+        click.echo(f"{version.number:>4}  {_iso(version.recorded_at)}  {what}")
+
+
+def _version_json(version: Version) -> dict[str, Any]:
+    return {"version": version.number, "recorded_at": _iso(version.recorded_at),
+            "sha256": version.sha256,
+            "summary": version.summary.as_dict() if version.summary else None,
+            "significance": version.significance, "topics": list(version.topics),
+            "revert_of": version.revert_of}
+
+
+# -- diff / show ---------------------------------------------------------------------------
+
+@cli.command("diff")
+@click.argument("target_id", metavar="ID")
+@click.option("--from", "from_number", type=int, help="Older version (default: the one before --to).")
+@click.option("--to", "to_number", type=int, help="Newer version (default: the latest).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "html"]), default="text",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def diff_command(app: App, target_id: str, from_number: int | None, to_number: int | None,
+                 fmt: str, as_json: bool) -> None:
+    """What changed between two versions of a target (default: the last two)."""
+    target = app.target(target_id)
+    with app.store() as store:
+        diff = load_diff(store, target_id, from_number, to_number)
+    if as_json:
+        _echo_json(diff_as_json(diff))
+    elif fmt == "markdown":
+        click.echo(diff_as_markdown(diff), nl=False)
+    elif fmt == "html":
+        click.echo(diff_as_html(diff, title=target.title), nl=False)
+    else:
+        click.echo(diff_as_text(diff, color=sys.stdout.isatty()), nl=False)
+
+
+def load_diff(store: Store, target_id: str, from_number: int | None,
+              to_number: int | None) -> Diff:
+    count = store.version_count(target_id)
+    to_number = to_number or count
+    from_number = from_number or to_number - 1
+    if count < 2 and not (from_number and to_number):
+        raise RuntimeFailure(f"{target_id} has {count} version(s); a diff needs two "
+                             f"(see: watcher history {target_id})")
+    for number in (from_number, to_number):
+        if not 1 <= number <= count:
+            raise UsageError(f"{target_id} has no version {number} (versions 1..{count})")
+    if to_number == from_number + 1:
+        changes = tuple(store.changes(target_id, to_number))
+        newer = store.version(target_id, to_number, with_clauses=False)
+        return Diff(target=target_id, from_version=from_number, to_version=to_number,
+                    changes=changes, significance=newer.significance if newer else None,
+                    topics=newer.topics if newer else ())
+    older, newer = store.version(target_id, from_number), store.version(target_id, to_number)
+    return Diff(target=target_id, from_version=from_number, to_version=to_number,
+                changes=tuple(diff_clauses(older.clauses, newer.clauses)))
+
+
+@cli.command()
+@click.argument("target_id", metavar="ID")
+@click.option("--version", "number", type=int, help="Version number (default: the latest).")
+@pass_app
+def show(app: App, target_id: str, number: int | None) -> None:
+    """Print the normalized document of a version."""
+    app.target(target_id)
+    with app.store() as store:
+        version = store.version(target_id, number)
+    if version is None:
+        raise RuntimeFailure(f"{target_id} has no version {number or ''}".rstrip()
+                             + f" (see: watcher history {target_id})")
+    click.echo(render_document(version.clauses), nl=False)
+
+
+# -- ingest / validate ---------------------------------------------------------------------
+
+@cli.command()
+@click.argument("target_id", metavar="ID")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False,
+                                                                  path_type=Path))
+@click.option("--fetched-at", "fetched_at", multiple=True, type=click.DateTime(
+    ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    help="Fetch time of each FILE, in order (default: each file's modification time).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def ingest(app: App, target_id: str, files: tuple[Path, ...], fetched_at: tuple[datetime, ...],
+           as_json: bool) -> None:
+    """Record archived raw snapshots (HTML, .html.gz) as if fetched at their times."""
+    target = app.target(target_id)
+    if fetched_at and len(fetched_at) != len(files):
+        raise UsageError(f"--fetched-at given {len(fetched_at)} time(s) for {len(files)} file(s)")
+    times = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in fetched_at] or [
+        datetime.fromtimestamp(f.stat().st_mtime, UTC) for f in files]
+    results = []
+    with app.store() as store:
+        for at, path in sorted(zip(times, files, strict=True), key=lambda pair: pair[0]):
+            results.append(record_fetched(app.config, store, target, _read_archived(path, target),
+                                          at))
+    if as_json:
+        _echo_json([{**_result_json(r), "file": str(f)} for r, f in zip(results, files,
+                                                                           strict=True)])
+    else:
+        for result in results:
+            click.echo(f"{_iso(result.at)}  {_result_line(result)}")
+    if any(r.status == "failed" for r in results):
+        sys.exit(EXIT_FAILED)
+
+
+def _read_archived(path: Path, target: Target) -> Fetched:
+    content = path.read_bytes()
+    if path.suffix == ".gz":
+        content = gzip.decompress(content)
+    is_pdf = content.startswith(b"%PDF-")
+    return Fetched(url=target.url, final_url=target.url, status=None, content=content,
+                   content_type="application/pdf" if is_pdf else "text/html",
+                   text="" if is_pdf else decode_html(content), fetcher="file")
+
+
+@cli.command()
+@pass_app
+def validate(app: App) -> None:
+    """Check the configuration file and say what is wrong."""
+    config = app.config
+    click.echo(f"{config.path}: {len(config.targets)} target(s), {len(config.routes)} route(s): OK")
+
+
+def main() -> None:
+    try:
+        cli(prog_name="watcher", standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_FAILED)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except (OSError, sqlite3.Error) as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(EXIT_FAILED)

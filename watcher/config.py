@@ -1,0 +1,332 @@
+"""Configuration: `targets.toml` read, validated and turned into frozen Target / Settings.
+
+This module owns the file format. Every problem is reported with the file, the line where it
+can be found, the field path (`targets[2].fetcher`), what is allowed, and a suggestion for a
+misspelt key; unknown keys are errors. `${ENV_VAR}` in notification URLs and header values
+is expanded here, so secrets stay out of the file and nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as validated
+
+from watcher.normalize import Selection, check_selector
+
+__all__ = ["Config", "ConfigError", "Route", "Settings", "Target", "load_config", "parse_config"]
+
+Fetcher = Literal["auto", "http", "browser"]
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+STRICT = ConfigDict(extra="forbid", frozen=True)
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36 policy-watcher/0.1 (+https://github.com/policy-watcher)")
+
+
+@validated(config=STRICT)
+class Settings:
+    """The `[settings]` table: where the database lives and the defaults of every target."""
+
+    database: str = "snapshots/watcher.db"
+    keep_raw: Literal["versions", "all"] = "versions"
+    fetcher: Fetcher = "auto"
+    schedule: str = "every 6h"
+    timezone: str = "UTC"
+    language: str = "en"
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout: float = 30.0
+    max_bytes: int = 20_000_000
+    concurrency: int = 4
+    base_url: str | None = None
+
+
+@validated(config=STRICT)
+class Route:
+    """A `[notify.NAME]` table: where alerts go (Apprise URLs) and which ones."""
+
+    name: str
+    urls: tuple[str, ...] = ()
+    config: str | None = None
+    default: bool = False
+
+
+@validated(config=STRICT)
+class Target:
+    """One `[[targets]]` entry: a document of a service, and how to read it."""
+
+    id: str
+    service: str
+    document: str
+    url: str
+    select: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    fetcher: Fetcher | None = None
+    schedule: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    language: str | None = None
+    notify: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(select=self.select, remove=self.remove)
+
+    @property
+    def title(self) -> str:
+        return f"{self.service} — {self.document}"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    settings: Settings
+    targets: tuple[Target, ...]
+    routes: dict[str, Route] = field(default_factory=dict)
+
+    @property
+    def database_path(self) -> Path:
+        db = Path(self.settings.database).expanduser()
+        return db if db.is_absolute() else self.path.parent / db
+
+    def target(self, target_id: str) -> Target | None:
+        return next((t for t in self.targets if t.id == target_id), None)
+
+    def fetcher_of(self, target: Target) -> str:
+        return target.fetcher or self.settings.fetcher
+
+    def language_of(self, target: Target) -> str:
+        return target.language or self.settings.language
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: tuple[str | int, ...]
+    message: str
+    line: int | None = None
+
+    def where(self) -> str:
+        out = ""
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out
+
+
+class ConfigError(Exception):
+    """An invalid configuration file; `problems` lists every issue found."""
+
+    def __init__(self, path: Path, problems: list[Problem]):
+        self.path = path
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = []
+        for problem in self.problems:
+            place = f"{self.path}:{problem.line}" if problem.line else str(self.path)
+            field_path = problem.where()
+            lines.append(f"{place}: {field_path + ': ' if field_path else ''}{problem.message}")
+        return "\n".join(lines)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a targets file; raises ConfigError with every problem found."""
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, [Problem((), "file not found; create it or pass --config PATH "
+                                             "(see README: Configuration)")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(path, [Problem((), f"cannot read: {error}")]) from None
+    return parse_config(source, path)
+
+
+def parse_config(source: str, path: Path, environ: dict[str, str] | None = None) -> Config:
+    environ = dict(os.environ) if environ is None else environ
+    try:
+        raw = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"line (\d+)", str(error))
+        raise ConfigError(path, [Problem((), f"not valid TOML: {error}",
+                                         int(match.group(1)) if match else None)]) from None
+    problems: list[Problem] = []
+    settings = _section(raw.get("settings"), ("settings",), Settings, problems, {})
+    routes = {name: route for name, table in _tables(raw, "notify", problems)
+              if (route := _section(table, ("notify", name), Route, problems,
+                                    {"name": name}, environ)) is not None}
+    targets = []
+    entries = raw.get("targets", [])
+    if not isinstance(entries, list):
+        problems.append(Problem(("targets",), "must be an array of tables: write [[targets]]"))
+        entries = []
+    for index, entry in enumerate(entries):
+        target = _section(entry, ("targets", index), Target, problems, {}, environ)
+        if target is not None:
+            targets.append(target)
+            problems += _check_target(target, index, routes)
+    for key in raw:
+        if key not in ("settings", "notify", "targets"):
+            problems.append(_unknown_key((key,), key, ("settings", "notify", "targets")))
+    problems += _duplicate_ids(targets)
+    if problems:
+        raise ConfigError(path, [_with_line(p, source) for p in problems])
+    return Config(path=path, settings=settings or Settings(), targets=tuple(targets),
+                  routes=routes)
+
+
+def _tables(raw: dict, key: str, problems: list[Problem]) -> list[tuple[str, dict]]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        problems.append(Problem((key,), f"must be a table: write [{key}.NAME]"))
+        return []
+    return list(value.items())
+
+
+def _section(raw: Any, path: tuple[str | int, ...], kind: type, problems: list[Problem],
+             extra: dict[str, Any], environ: dict[str, str] | None = None) -> Any:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(Problem(path, "must be a table"))
+        return None
+    allowed = [f.name for f in fields(kind) if f.name not in extra]
+    unknown = [_unknown_key(path + (key,), key, allowed) for key in raw if key not in allowed]
+    if unknown:
+        problems.extend(unknown)
+        return None
+    data = {**raw, **extra}
+    if environ is not None:
+        data, missing = _expand_env(data, path, environ)
+        if missing:
+            problems.extend(missing)
+            return None
+    for key in ("select", "remove", "notify", "tags", "urls"):
+        if isinstance(data.get(key), str):
+            data[key] = [data[key]]
+    try:
+        return TypeAdapter(kind).validate_python(data)
+    except ValidationError as error:
+        problems.extend(Problem(path + tuple(e["loc"][:1]), _explain(e, kind))
+                        for e in error.errors())
+        return None
+
+
+def _explain(error: dict, kind: type) -> str:
+    if error["type"] == "missing":
+        return f"is required in every {kind.__name__.lower()} entry"
+    if error["type"] == "literal_error":
+        return (f"{error['input']!r} is not allowed; use one of "
+                f"{error['ctx']['expected'].replace(chr(39), '')}")
+    return f"{error['msg'].lower()} (got {error['input']!r})"
+
+
+def _unknown_key(path: tuple[str | int, ...], key: str, allowed: list[str] | tuple[str, ...]) \
+        -> Problem:
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+    return Problem(path, f"unknown key {key!r}; {hint}")
+
+
+def _expand_env(data: dict, path: tuple, environ: dict[str, str]) -> tuple[dict, list[Problem]]:
+    """Expand ${VAR} in Apprise URLs and header values; report unset variables by name."""
+    missing: list[Problem] = []
+
+    def expand(value: str, where: tuple) -> str:
+        def one(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in environ:
+                missing.append(Problem(where, f"environment variable {name} is not set "
+                                              "(export it or remove the reference)"))
+                return ""
+            return environ[name]
+        return ENV_REFERENCE.sub(one, value)
+
+    out = dict(data)
+    if isinstance(out.get("urls"), list | str):
+        urls = out["urls"] if isinstance(out["urls"], list) else [out["urls"]]
+        out["urls"] = [expand(u, path + ("urls",)) if isinstance(u, str) else u for u in urls]
+    if isinstance(out.get("headers"), dict):
+        out["headers"] = {k: expand(v, path + ("headers", k)) if isinstance(v, str) else v
+                          for k, v in out["headers"].items()}
+    return out, missing
+
+
+def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[Problem]:
+    problems = []
+    at = ("targets", index)
+    if not SLUG.match(target.id):
+        problems.append(Problem(at + ("id",), f"{target.id!r} is not a slug: use lowercase "
+                                              "letters, digits, '-', '_' or '.'"))
+    if not re.match(r"^https?://[^/\s]+", target.url):
+        problems.append(Problem(at + ("url",), f"{target.url!r} is not an http(s) URL"))
+    for key in ("select", "remove"):
+        for selector in getattr(target, key):
+            why = check_selector(selector)
+            if why:
+                problems.append(Problem(at + (key,), f"invalid CSS selector {selector!r}: {why}"))
+    for name in target.notify:
+        if name not in routes:
+            known = ", ".join(routes) or "none defined"
+            problems.append(Problem(at + ("notify",), f"no route named {name!r} "
+                                                      f"(routes: {known}); add [notify.{name}]"))
+    return problems
+
+
+def _duplicate_ids(targets: list[Target]) -> list[Problem]:
+    seen: dict[str, int] = {}
+    problems = []
+    for index, target in enumerate(targets):
+        if target.id in seen:
+            problems.append(Problem(("targets", index, "id"),
+                                    f"duplicate id {target.id!r} (also targets[{seen[target.id]}])"))
+        seen.setdefault(target.id, index)
+    return problems
+
+
+def _with_line(problem: Problem, source: str) -> Problem:
+    if problem.line is not None:
+        return problem
+    return Problem(problem.path, problem.message, _locate(source, problem.path))
+
+
+def _locate(source: str, path: tuple[str | int, ...]) -> int | None:
+    """Best-effort line number of a field path in the TOML source."""
+    lines = source.splitlines()
+    header = re.compile(r"^\s*\[")
+    start, end = 0, len(lines)
+    rest = list(path)
+    if rest and rest[0] == "targets" and len(rest) > 1 and isinstance(rest[1], int):
+        starts = [i for i, line in enumerate(lines) if re.match(r"^\s*\[\[\s*targets\s*\]\]", line)]
+        if rest[1] >= len(starts):
+            return None
+        start = starts[rest[1]]
+        rest = rest[2:]
+    elif rest and rest[0] in ("settings", "notify"):
+        name = ".".join(str(p) for p in rest[:2 if rest[0] == "notify" else 1])
+        hits = [i for i, line in enumerate(lines)
+                if re.match(rf"^\s*\[\s*{re.escape(name)}\s*\]", line)]
+        if not hits:
+            return None
+        start = hits[0]
+        rest = rest[2 if rest[0] == "notify" else 1:]
+    else:
+        start = -1
+    for i in range(start + 1, len(lines)):
+        if header.match(lines[i]):
+            end = i
+            break
+    if rest:
+        key = re.compile(rf"^\s*[\"']?{re.escape(str(rest[0]))}[\"']?\s*=")
+        for i in range(start + 1, end):
+            if key.match(lines[i]):
+                return i + 1
+    return start + 1 if start >= 0 else None

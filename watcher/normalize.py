@@ -1,0 +1,302 @@
+"""Normalization: an HTML page becomes an ordered list of clauses.
+
+This module owns what counts as the *text* of a document. It drops what a reader does not
+see (scripts, styles, hidden elements), applies a target's `select` / `remove` selectors
+(or finds the main content when there is no `select`), and walks the remaining tree into
+block-level clauses (headings, paragraphs, list items, table rows), each with the path of
+headings it sits under. Inline markup never splits words, and whitespace and invisible
+Unicode characters are folded, so the same visible text always gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from watcher.models import Clause, ClauseKind
+
+__all__ = ["NormalizeError", "Selection", "clean_text", "html_to_clauses", "check_selector"]
+
+INVISIBLE_TAGS = frozenset({
+    "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "embed",
+    "head", "title", "meta", "link", "button", "input", "select", "textarea", "option",
+    "video", "audio", "picture", "img", "map", "dialog",
+})
+BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "div",
+    "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4",
+    "h5", "h6", "header", "hr", "html", "legend", "li", "main", "menu", "nav", "ol", "p", "pre",
+    "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+})
+HEADING_LEVELS = {f"h{n}": n for n in range(1, 7)}
+LIST_TAGS = frozenset({"ul", "ol", "menu"})
+BOLD_TAGS = frozenset({"b", "strong"})
+PSEUDO_HEADING_LEVEL = 7
+MAX_PSEUDO_HEADING_CHARS = 160
+CHROME_SELECTOR = (
+    "nav, header, footer, aside, [role=navigation], [role=banner], [role=contentinfo], "
+    "[role=search], [role=dialog], [aria-modal=true]"
+)
+BANNER_HINT = re.compile(r"cookie|consent|gdpr|onetrust|didomi|cookiebot|usercentrics", re.I)
+MAX_BANNER_CHARS = 2000
+HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+_SPACES = re.compile(r"\s+")
+_INVISIBLE_CHARS = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+class NormalizeError(Exception):
+    """The page cannot give a document: a selector matched nothing, or no text is left."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which part of a page is the document."""
+
+    select: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+def clean_text(text: str) -> str:
+    """Fold Unicode spaces, drop zero-width and soft-hyphen characters, collapse whitespace."""
+    text = unicodedata.normalize("NFC", text).translate(_INVISIBLE_CHARS)
+    text = "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in text) \
+        if not text.isascii() else text
+    return _SPACES.sub(" ", text).strip()
+
+
+def check_selector(selector: str) -> str | None:
+    """Return why a CSS selector is invalid, or None when the parser accepts it."""
+    try:
+        LexborHTMLParser("<html></html>").css(selector)
+    except Exception as error:  # selectolax raises plain exceptions for bad selectors
+        return str(error) or "invalid selector"
+    return None
+
+
+def html_to_clauses(html: str, selection: Selection = Selection()) -> list[Clause]:
+    """Turn an HTML page into the ordered clauses of the document it holds.
+
+    Raises NormalizeError when a `select` selector matches nothing or no text remains.
+    """
+    tree = LexborHTMLParser(html)
+    _drop_invisible(tree)
+    _decode_cloudflare_emails(tree)
+    for selector in selection.remove:
+        for node in tree.css(selector):
+            node.decompose()
+    roots = _select_roots(tree, selection.select)
+    clauses = _Walker().walk(roots)
+    if not clauses:
+        raise NormalizeError("the selected content has no visible text")
+    return clauses
+
+
+def _drop_invisible(tree: LexborHTMLParser) -> None:
+    for node in tree.css(", ".join(sorted(INVISIBLE_TAGS))):
+        node.decompose()
+    for node in tree.css("[hidden], [style]"):
+        if "hidden" in node.attributes or HIDDEN_STYLE.search(node.attributes.get("style") or ""):
+            node.decompose()
+
+
+def _decode_cloudflare_emails(tree: LexborHTMLParser) -> None:
+    """Cloudflare replaces e-mail addresses by `data-cfemail` hex, XOR-ed with its first byte."""
+    for node in tree.css("[data-cfemail]"):
+        encoded = node.attributes.get("data-cfemail") or ""
+        try:
+            data = bytes.fromhex(encoded)
+        except ValueError:
+            continue
+        if data:
+            node.replace_with(bytes(b ^ data[0] for b in data[1:]).decode("utf-8", "replace"))
+
+
+def _select_roots(tree: LexborHTMLParser, select: Sequence[str]) -> list[LexborNode]:
+    if select:
+        matched = tree.css(", ".join(select))
+        if not matched:
+            raise NormalizeError(f"selector {', '.join(select)!r} matched nothing on the page")
+        return _outermost(matched)
+    return [_main_content(tree)]
+
+
+def _outermost(nodes: Iterable[LexborNode]) -> list[LexborNode]:
+    chosen: list[LexborNode] = []
+    ids: set[int] = set()
+    for node in nodes:
+        if node.mem_id in ids:
+            continue
+        ancestor, nested = node.parent, False
+        while ancestor is not None:
+            if ancestor.mem_id in ids:
+                nested = True
+                break
+            ancestor = ancestor.parent
+        if not nested:
+            chosen.append(node)
+            ids.add(node.mem_id)
+    return chosen
+
+
+def _main_content(tree: LexborHTMLParser) -> LexborNode:
+    """Without `select`: the main element (or the body) less navigation and cookie banners."""
+    root = tree.css_first("main, [role=main]")
+    if root is None:
+        articles = tree.css("article")
+        root = articles[0] if len(articles) == 1 else (tree.body or tree.root)
+    keep = {root.mem_id}
+    ancestor = root.parent
+    while ancestor is not None:
+        keep.add(ancestor.mem_id)
+        ancestor = ancestor.parent
+    for node in root.css(CHROME_SELECTOR):
+        node.decompose()
+    for node in root.css("[id], [class]"):
+        if node.mem_id in keep:
+            continue
+        hint = (node.attributes.get("id") or "") + " " + (node.attributes.get("class") or "")
+        if BANNER_HINT.search(hint) and len(node.text(deep=True)) <= MAX_BANNER_CHARS:
+            node.decompose()
+    return root
+
+
+class _Walker:
+    """Walks element trees depth-first and emits one clause per block of inline text."""
+
+    def __init__(self) -> None:
+        self.clauses: list[Clause] = []
+        self.headings: list[tuple[int, str]] = []
+        self.pieces: list[tuple[str, bool]] = []
+        self.contexts: list[tuple[ClauseKind, int]] = [("paragraph", 0)]
+        self.list_depth = 0
+        self.bold_depth = 0
+
+    def walk(self, roots: Iterable[LexborNode]) -> list[Clause]:
+        for root in roots:
+            self._walk(root)
+            self._flush()
+        return self.clauses
+
+    def _walk(self, root: LexborNode) -> None:
+        stack: list[tuple[LexborNode, bool]] = [(root, False)]
+        while stack:
+            node, leaving = stack.pop()
+            if leaving:
+                self._leave(node)
+                continue
+            tag = node.tag
+            if tag == "-text":
+                self.pieces.append((node.text_content or "", self.bold_depth > 0))
+            elif tag == "br":
+                self.pieces.append(("\n", False))
+            elif tag == "tr":
+                self._flush()
+                self._emit_row(node)
+            elif tag is not None and not tag.startswith("-"):
+                self._enter(node)
+                stack.append((node, True))
+                children = []
+                child = node.child
+                while child is not None:
+                    children.append(child)
+                    child = child.next
+                stack.extend((c, False) for c in reversed(children))
+
+    def _enter(self, node: LexborNode) -> None:
+        tag = node.tag
+        if tag in BOLD_TAGS:
+            self.bold_depth += 1
+        if tag not in BLOCK_TAGS and node.attributes.get("role") != "heading":
+            return
+        self._flush()
+        if tag in HEADING_LEVELS or node.attributes.get("role") == "heading":
+            self.contexts.append(("heading", HEADING_LEVELS.get(tag) or _aria_level(node)))
+        elif tag == "li":
+            self.contexts.append(("item", self.list_depth))
+        elif tag in LIST_TAGS:
+            self.list_depth += 1
+            self.contexts.append(self.contexts[-1])
+        else:
+            self.contexts.append(("paragraph", 0) if self.contexts[-1][0] != "item"
+                                 else self.contexts[-1])
+
+    def _leave(self, node: LexborNode) -> None:
+        tag = node.tag
+        if tag in BOLD_TAGS:
+            self.bold_depth -= 1
+        if tag not in BLOCK_TAGS and node.attributes.get("role") != "heading":
+            return
+        self._flush()
+        if tag in LIST_TAGS:
+            self.list_depth -= 1
+        self.contexts.pop()
+
+    def _flush(self) -> None:
+        if not self.pieces:
+            return
+        pieces, self.pieces = self.pieces, []
+        raw = "".join(text for text, _ in pieces)
+        kind, level = self.contexts[-1]
+        for chunk in _PARAGRAPH_BREAK.split(raw):
+            text = clean_text(chunk)
+            if text:
+                self._emit(kind, level, text, all_bold=_all_bold(pieces))
+
+    def _emit(self, kind: ClauseKind, level: int, text: str, all_bold: bool) -> None:
+        if kind == "paragraph" and all_bold and len(text) <= MAX_PSEUDO_HEADING_CHARS:
+            kind, level = "heading", PSEUDO_HEADING_LEVEL
+        section = tuple(title for _, title in self.headings)
+        if kind == "heading":
+            while self.headings and self.headings[-1][0] >= level:
+                self.headings.pop()
+            section = tuple(title for _, title in self.headings)
+            self.headings.append((level, text))
+        self.clauses.append(Clause(kind=kind, text=text, section=section, level=level))
+
+    def _emit_row(self, row: LexborNode) -> None:
+        cells = [clean_text(_inline_text(cell)) for cell in row.iter() if cell.tag in ("td", "th")]
+        if any(cells):
+            section = tuple(title for _, title in self.headings)
+            self.clauses.append(Clause(kind="row", text=" | ".join(cells), section=section,
+                                       key=cells[0] or None))
+
+
+def _inline_text(node: LexborNode) -> str:
+    """The text of an element with inline tags joined as written and blocks spaced apart."""
+    parts: list[str] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            parts.append(current)
+        elif current.tag == "-text":
+            parts.append(current.text_content or "")
+        elif current.tag is not None and not current.tag.startswith("-"):
+            spacer = " " if current.tag in BLOCK_TAGS or current.tag == "br" else ""
+            children = []
+            child = current.child
+            while child is not None:
+                children.append(child)
+                child = child.next
+            stack.append(spacer)
+            stack.extend(reversed(children))
+            stack.append(spacer)
+    return "".join(parts)
+
+
+def _all_bold(pieces: list[tuple[str, bool]]) -> bool:
+    visible = [bold for text, bold in pieces if text.strip()]
+    return bool(visible) and all(visible)
+
+
+def _aria_level(node: LexborNode) -> int:
+    try:
+        return max(1, min(6, int(node.attributes.get("aria-level") or 2)))
+    except ValueError:
+        return 2

@@ -1,0 +1,406 @@
+"""Storage: the SQLite database of checks, raw snapshots, versions, clauses and changes.
+
+The store owns the schema (versioned, migrated forward on open) and every read and write of
+the database. Writes that belong together happen inside `transaction()`, which takes SQLite's
+write lock up front (BEGIN IMMEDIATE), so one check is recorded whole or not at all, even
+when a daemon and a CLI share the file or the process is killed half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from watcher.models import (
+    Change,
+    CheckStatus,
+    Clause,
+    Fetched,
+    InlineOp,
+    Summary,
+    Version,
+)
+
+__all__ = ["Store", "StoredCheck", "TargetState", "SCHEMA_VERSION", "StoreError"]
+
+
+class StoreError(Exception):
+    """The database cannot be used (newer schema, not a database, unwritable)."""
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    """One recorded check attempt."""
+
+    target: str
+    at: datetime
+    status: CheckStatus
+    reason: str | None
+    http_status: int | None
+    fetcher: str | None
+    duration_ms: int
+    version: int | None
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What the database knows about a target, for `watcher list`."""
+
+    id: str
+    versions: int
+    last_change_at: datetime | None
+    last_check: StoredCheck | None
+    fetcher_used: str | None
+
+
+def _migration_1(db: Database) -> None:
+    db.executescript("""
+    CREATE TABLE targets (
+        id TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        document TEXT NOT NULL,
+        url TEXT NOT NULL,
+        fetcher_used TEXT
+    );
+    CREATE TABLE snapshots (
+        sha256 TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        compressed BLOB NOT NULL,
+        first_seen_at TEXT NOT NULL
+    );
+    CREATE TABLE versions (
+        id INTEGER PRIMARY KEY,
+        target_id TEXT NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        recorded_at TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        snapshot_sha256 TEXT REFERENCES snapshots(sha256),
+        clause_count INTEGER NOT NULL,
+        summary TEXT,
+        significance TEXT,
+        topics TEXT,
+        revert_of INTEGER,
+        UNIQUE (target_id, number)
+    );
+    CREATE TABLE clauses (
+        version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        section TEXT NOT NULL,
+        text TEXT NOT NULL,
+        key TEXT,
+        PRIMARY KEY (version_id, position)
+    );
+    CREATE TABLE changes (
+        version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        section TEXT NOT NULL,
+        before TEXT,
+        after TEXT,
+        inline TEXT,
+        topics TEXT,
+        significance TEXT,
+        PRIMARY KEY (version_id, position)
+    );
+    CREATE TABLE checks (
+        id INTEGER PRIMARY KEY,
+        target_id TEXT NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        http_status INTEGER,
+        fetcher TEXT,
+        snapshot_sha256 TEXT,
+        version_id INTEGER REFERENCES versions(id)
+    );
+    CREATE INDEX checks_by_target ON checks (target_id, id);
+    CREATE INDEX versions_by_snapshot ON versions (snapshot_sha256);
+    CREATE INDEX checks_by_snapshot ON checks (snapshot_sha256);
+    """)
+
+
+MIGRATIONS = [_migration_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class Store:
+    """A policy-watcher database file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            self.db = Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: not a usable policy-watcher database ({error})") \
+                from error
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """One atomic unit of writes; nested calls join the outer transaction."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield self
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            current = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {current}, newer than this policy-watcher "
+                    f"({SCHEMA_VERSION}); upgrade policy-watcher to read it")
+            for number in range(current, SCHEMA_VERSION):
+                MIGRATIONS[number](self.db)
+            if current != SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # -- targets -------------------------------------------------------------------------
+
+    def upsert_target(self, target_id: str, service: str, document: str, url: str) -> None:
+        self.db.execute(
+            "INSERT INTO targets (id, service, document, url) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET service=excluded.service, "
+            "document=excluded.document, url=excluded.url",
+            [target_id, service, document, url])
+
+    def set_fetcher_used(self, target_id: str, fetcher: str) -> None:
+        self.db.execute("UPDATE targets SET fetcher_used = ? WHERE id = ?", [fetcher, target_id])
+
+    def target_ids(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT id FROM targets ORDER BY id")]
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def save_snapshot(self, fetched: Fetched, at: datetime) -> str:
+        sha = fetched.sha256
+        self.db.execute(
+            "INSERT OR IGNORE INTO snapshots (sha256, url, content_type, size, compressed, "
+            "first_seen_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [sha, fetched.final_url or fetched.url, fetched.content_type, len(fetched.content),
+             zlib.compress(fetched.content, 6), _iso(at)])
+        return sha
+
+    def snapshot(self, sha256: str) -> bytes | None:
+        row = self.db.execute("SELECT compressed FROM snapshots WHERE sha256 = ?",
+                              [sha256]).fetchone()
+        return zlib.decompress(row[0]) if row else None
+
+    def prune_snapshot(self, sha256: str) -> None:
+        """Drop a raw snapshot no version was made from and no target has as its latest."""
+        self.db.execute(
+            """DELETE FROM snapshots WHERE sha256 = :sha
+               AND NOT EXISTS (SELECT 1 FROM versions WHERE snapshot_sha256 = :sha)
+               AND NOT EXISTS (SELECT 1 FROM checks c WHERE c.snapshot_sha256 = :sha
+                   AND c.id = (SELECT max(id) FROM checks WHERE target_id = c.target_id
+                               AND snapshot_sha256 IS NOT NULL))""",
+            {"sha": sha256})
+
+    def latest_snapshot_sha(self, target_id: str) -> str | None:
+        row = self.db.execute(
+            "SELECT snapshot_sha256 FROM checks WHERE target_id = ? AND snapshot_sha256 IS NOT "
+            "NULL ORDER BY id DESC LIMIT 1", [target_id]).fetchone()
+        return row[0] if row else None
+
+    # -- versions ------------------------------------------------------------------------
+
+    def add_version(self, target_id: str, recorded_at: datetime, sha256: str,
+                    clauses: Sequence[Clause], changes: Sequence[Change] | None,
+                    snapshot_sha256: str | None, significance: str | None = None,
+                    topics: Sequence[str] = (), revert_of: int | None = None) -> int:
+        """Record a new version (call inside a transaction); returns its number."""
+        number = self.version_count(target_id) + 1
+        summary = Summary.of(changes).as_dict() if changes is not None else None
+        cursor = self.db.execute(
+            "INSERT INTO versions (target_id, number, recorded_at, sha256, snapshot_sha256, "
+            "clause_count, summary, significance, topics, revert_of) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [target_id, number, _iso(recorded_at), sha256, snapshot_sha256, len(clauses),
+             json.dumps(summary) if summary else None, significance,
+             json.dumps(list(topics)), revert_of])
+        version_id = cursor.lastrowid
+        self.db.conn.executemany(
+            "INSERT INTO clauses (version_id, position, kind, level, section, text, key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(version_id, i, c.kind, c.level, json.dumps(list(c.section), ensure_ascii=False),
+              c.text, c.key) for i, c in enumerate(clauses)])
+        self.db.conn.executemany(
+            "INSERT INTO changes (version_id, position, type, kind, section, before, after, "
+            "inline, topics, significance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(version_id, i, c.type, c.kind, json.dumps(list(c.section), ensure_ascii=False),
+              c.before, c.after,
+              json.dumps([[op.op, op.text] for op in c.inline], ensure_ascii=False)
+              if c.inline else None,
+              json.dumps(list(c.topics)), c.significance)
+             for i, c in enumerate(changes or ())])
+        return number
+
+    def version_count(self, target_id: str) -> int:
+        return self.db.execute("SELECT count(*) FROM versions WHERE target_id = ?",
+                               [target_id]).fetchone()[0]
+
+    def _version_row(self, target_id: str, number: int | None) -> sqlite3.Row | None:
+        self.db.conn.row_factory = sqlite3.Row
+        try:
+            if number is None:
+                return self.db.conn.execute(
+                    "SELECT * FROM versions WHERE target_id = ? ORDER BY number DESC LIMIT 1",
+                    [target_id]).fetchone()
+            return self.db.conn.execute(
+                "SELECT * FROM versions WHERE target_id = ? AND number = ?",
+                [target_id, number]).fetchone()
+        finally:
+            self.db.conn.row_factory = None
+
+    def version(self, target_id: str, number: int | None = None,
+                with_clauses: bool = True) -> Version | None:
+        """A version by number, or the latest one when number is None."""
+        row = self._version_row(target_id, number)
+        if row is None:
+            return None
+        clauses: tuple[Clause, ...] = ()
+        if with_clauses:
+            clauses = tuple(
+                Clause(kind=kind, level=level, section=tuple(json.loads(section)), text=text,
+                       key=key)
+                for kind, level, section, text, key in self.db.execute(
+                    "SELECT kind, level, section, text, key FROM clauses WHERE version_id = ? "
+                    "ORDER BY position", [row["id"]]))
+        return _version_from_row(row, clauses)
+
+    def versions(self, target_id: str) -> list[Version]:
+        """All versions of a target, oldest first, without their clauses."""
+        self.db.conn.row_factory = sqlite3.Row
+        try:
+            rows = self.db.conn.execute(
+                "SELECT * FROM versions WHERE target_id = ? ORDER BY number",
+                [target_id]).fetchall()
+        finally:
+            self.db.conn.row_factory = None
+        return [_version_from_row(row, ()) for row in rows]
+
+    def changes(self, target_id: str, number: int) -> list[Change]:
+        """The stored changes that version `number` made to the one before it."""
+        rows = self.db.execute(
+            "SELECT c.type, c.kind, c.section, c.before, c.after, c.inline, c.topics, "
+            "c.significance FROM changes c JOIN versions ON versions.id = c.version_id "
+            "WHERE versions.target_id = ? AND versions.number = ? ORDER BY c.position",
+            [target_id, number]).fetchall()
+        return [Change(type=t, kind=k, section=tuple(json.loads(s)), before=b, after=a,
+                       inline=tuple(InlineOp(op, text) for op, text in json.loads(i or "[]")),
+                       topics=tuple(json.loads(tp or "[]")), significance=sig)
+                for t, k, s, b, a, i, tp, sig in rows]
+
+    # -- checks --------------------------------------------------------------------------
+
+    def add_check(self, target_id: str, at: datetime, status: CheckStatus, reason: str | None,
+                  http_status: int | None, fetcher: str | None, duration_ms: int,
+                  snapshot_sha256: str | None, version_number: int | None) -> None:
+        version_id = None
+        if version_number is not None:
+            version_id = self.db.execute(
+                "SELECT id FROM versions WHERE target_id = ? AND number = ?",
+                [target_id, version_number]).fetchone()[0]
+        self.db.execute(
+            "INSERT INTO checks (target_id, at, duration_ms, status, reason, http_status, "
+            "fetcher, snapshot_sha256, version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [target_id, _iso(at), duration_ms, status, reason, http_status, fetcher,
+             snapshot_sha256, version_id])
+
+    def last_check(self, target_id: str) -> StoredCheck | None:
+        checks = self.recent_checks(target_id, 1)
+        return checks[0] if checks else None
+
+    def recent_checks(self, target_id: str, limit: int) -> list[StoredCheck]:
+        """The latest checks of a target, newest first."""
+        rows = self.db.execute(
+            "SELECT c.at, c.status, c.reason, c.http_status, c.fetcher, c.duration_ms, v.number "
+            "FROM checks c LEFT JOIN versions v ON v.id = c.version_id "
+            "WHERE c.target_id = ? ORDER BY c.id DESC LIMIT ?", [target_id, limit]).fetchall()
+        return [StoredCheck(target=target_id, at=_parse_time(at), status=status, reason=reason,
+                            http_status=http, fetcher=fetcher, duration_ms=ms, version=number)
+                for at, status, reason, http, fetcher, ms, number in rows]
+
+    def target_state(self, target_id: str) -> TargetState:
+        count, last = self.db.execute(
+            "SELECT count(*), max(recorded_at) FROM versions WHERE target_id = ?",
+            [target_id]).fetchone()
+        row = self.db.execute("SELECT fetcher_used FROM targets WHERE id = ?",
+                              [target_id]).fetchone()
+        return TargetState(id=target_id, versions=count,
+                           last_change_at=_parse_time(last) if last else None,
+                           last_check=self.last_check(target_id),
+                           fetcher_used=row[0] if row else None)
+
+    def integrity_problems(self) -> list[str]:
+        """Consistency checks beyond SQLite's own: what a reader relies on."""
+        problems = [row[0] for row in self.db.execute("PRAGMA integrity_check") if row[0] != "ok"]
+        problems += [f"foreign key violation in {row[0]}"
+                     for row in self.db.execute("PRAGMA foreign_key_check")]
+        for target_id, count, top in self.db.execute(
+                "SELECT target_id, count(*), max(number) FROM versions GROUP BY target_id"):
+            if count != top:
+                problems.append(f"{target_id}: version numbers are not contiguous")
+        for (version_id,) in self.db.execute(
+                "SELECT v.id FROM versions v WHERE v.clause_count != "
+                "(SELECT count(*) FROM clauses WHERE version_id = v.id)"):
+            problems.append(f"version row {version_id} is missing clauses")
+        return problems
+
+
+def _version_from_row(row: sqlite3.Row, clauses: tuple[Clause, ...]) -> Version:
+    summary = json.loads(row["summary"]) if row["summary"] else None
+    return Version(target=row["target_id"], number=row["number"],
+                   recorded_at=_parse_time(row["recorded_at"]), sha256=row["sha256"],
+                   clauses=clauses, summary=Summary(**summary) if summary else None,
+                   significance=row["significance"],
+                   topics=tuple(json.loads(row["topics"] or "[]")),
+                   revert_of=row["revert_of"])
