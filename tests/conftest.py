@@ -37,12 +37,14 @@ class Site:
     def __init__(self) -> None:
         self.pages: dict[str, Page | Callable[[], Page]] = {}
         self.hits: dict[str, int] = {}
+        self.request_headers: dict[str, dict[str, str]] = {}
         site = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 path = self.path.split("?")[0]
                 site.hits[path] = site.hits.get(path, 0) + 1
+                site.request_headers[path] = dict(self.headers)
                 page = site.pages.get(path)
                 if callable(page):
                     page = page()

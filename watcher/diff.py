@@ -19,7 +19,9 @@ from watcher.models import Change, Clause, InlineOp
 __all__ = ["diff_clauses", "word_diff", "similarity"]
 
 REWORDING_THRESHOLD = 0.5
-_TOKEN = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|\s+|[^\w\s]", re.UNICODE)
+_WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+", re.UNICODE)
 _OPS = {0: "equal", 1: "insert", -1: "delete"}
 
 
@@ -72,7 +74,7 @@ def word_diff(before: str, after: str) -> tuple[InlineOp, ...]:
 
 def similarity(before: str, after: str) -> float:
     """Share of words the two texts have in common (0..1), by a word-level diff."""
-    words_a, words_b = before.split(), after.split()
+    words_a, words_b = _WORD.findall(before.lower()), _WORD.findall(after.lower())
     if not words_a or not words_b:
         return 0.0
     common = sum(n for op, n in _item_diff(words_a, words_b) if op == 0)

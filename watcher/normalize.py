@@ -161,9 +161,15 @@ def _main_content(tree: LexborHTMLParser) -> LexborNode:
         if node.mem_id in keep:
             continue
         hint = (node.attributes.get("id") or "") + " " + (node.attributes.get("class") or "")
-        if BANNER_HINT.search(hint) and len(node.text(deep=True)) <= MAX_BANNER_CHARS:
+        if BANNER_HINT.search(hint) and _looks_like_banner(node):
             node.decompose()
     return root
+
+
+def _looks_like_banner(node: LexborNode) -> bool:
+    """A short block with no section headings: a notice, not a cookie policy's content."""
+    return len(node.text(deep=True)) <= MAX_BANNER_CHARS and \
+        node.css_first("h1, h2, h3, [role=heading]") is None
 
 
 class _Walker:

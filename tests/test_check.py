@@ -1,0 +1,198 @@
+"""`watcher check` end to end against a real local web server and a real SQLite file."""
+
+import json
+import signal
+import sqlite3
+import time
+
+from tests.conftest import corpus_dir, target_toml
+from watcher.store import Store
+
+POLICY = """<html><head><title>Policy</title></head><body><nav>Home</nav><main>
+<h1>Privacy Policy</h1><h2>1. Data</h2><p>We collect your e-mail address.</p>
+<h2>2. Retention</h2><p>We keep logs for 30 days.</p></main></body></html>"""
+
+
+def settings(**values):
+    return "[settings]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+
+
+def test_markup_only_change_records_no_version(project, site):
+    url = site.set("/p", POLICY)
+    project.write_config(target_toml("p", url))
+    assert project.json("check")[0]["status"] == "new"
+    site.set("/p", POLICY.replace("<main>", '<main class="v2" data-build="8f2a">')
+             .replace("<p>We keep", "<p  id=x>We <span>keep</span>"))
+    assert project.json("check")[0] == {"id": "p", "status": "unchanged", "reason": None,
+                                        "version": None, "summary": None}
+    assert len(project.json("history", "p")) == 1
+
+
+def test_change_is_recorded_and_shown_clause_by_clause(project, site):
+    url = site.set("/p", POLICY)
+    project.write_config(target_toml("p", url))
+    project.run("check")
+    site.set("/p", POLICY.replace("30 days", "90 days")
+             .replace("</main>", "<p>You may opt out at any time.</p></main>"))
+    [result] = project.json("check")
+    assert (result["status"], result["version"]) == ("changed", 2)
+    assert result["summary"] == {"added": 1, "removed": 0, "modified": 1, "moved": 0}
+    diff = project.json("diff", "p")
+    assert (diff["from"], diff["to"]) == (1, 2)
+    modified = [c for c in diff["changes"] if c["type"] == "modified"][0]
+    assert modified["section"] == ["Privacy Policy", "2. Retention"]
+    assert [(o["op"], o["text"]) for o in modified["inline"] if o["op"] != "equal"] == [
+        ("delete", "30"), ("insert", "90")]
+    history = project.json("history", "p")
+    assert [h["version"] for h in history] == [1, 2]
+    assert history[0]["summary"] is None and history[1]["summary"]["added"] == 1
+    assert history[1]["recorded_at"].endswith("Z")
+
+
+def test_failed_fetches_are_failed_checks_and_do_not_stop_other_targets(project, site):
+    good = site.set("/good", POLICY)
+    gone = site.set("/gone", "<h1>Server error</h1>", status=500)
+    slow = site.set("/slow", POLICY, delay=3)
+    project.write_config(settings(timeout=1) + target_toml("good", good)
+                         + target_toml("gone", gone) + target_toml("slow", slow)
+                         + target_toml("nosel", good, select=["#missing"]))
+    result = project.run("check", "--json")
+    assert result.exit_code == 1
+    by_id = {r["id"]: r for r in json.loads(result.stdout)}
+    assert by_id["good"]["status"] == "new"
+    assert by_id["gone"]["status"] == "failed" and "HTTP 500" in by_id["gone"]["reason"]
+    assert by_id["slow"]["status"] == "failed" and "timed out" in by_id["slow"]["reason"]
+    assert "matched nothing" in by_id["nosel"]["reason"]
+    listed = {t["id"]: t for t in project.json("list")}
+    assert listed["gone"]["versions"] == 0
+    assert listed["gone"]["last_check"]["status"] == "failed"
+
+
+def test_targets_sharing_a_url_are_fetched_once(project, site):
+    url = site.set("/terms", """<div id="terms"><p>Terms.</p></div>
+                                <div id="privacy"><p>Privacy.</p></div>""")
+    project.write_config(target_toml("terms", url, select=["#terms"])
+                         + target_toml("privacy", url, select=["#privacy"]))
+    assert [r["status"] for r in project.json("check")] == ["new", "new"]
+    assert site.hits["/terms"] == 1
+    assert project.run("show", "privacy").output == "Privacy.\n"
+
+
+def test_redirects_charset_and_request_headers(project, site):
+    site.set("/final", "<p>Données personnelles</p>".encode("latin-1"),
+             content_type="text/html; charset=iso-8859-1")
+    site.set("/start", b"", status=301, headers={"Location": "/final"})
+    project.write_config(target_toml("fr", site.url("/start"), language="fr-FR"))
+    assert project.json("check")[0]["status"] == "new"
+    assert project.run("show", "fr").output == "Données personnelles\n"
+    sent = site.request_headers["/final"]
+    assert sent["Accept-Language"].startswith("fr-FR")
+    assert "Mozilla/5.0" in sent["User-Agent"]
+
+
+def test_meta_charset_is_honoured(project, site):
+    body = '<meta charset="windows-1252"><p>“Quoted” text</p>'.encode("cp1252")
+    site.set("/c", body, content_type="text/html")
+    project.write_config(target_toml("c", site.url("/c")))
+    project.run("check")
+    assert project.run("show", "c").output == "“Quoted” text\n"
+
+
+def test_size_cap_fails_the_check(project, site):
+    url = site.set("/big", "<p>" + "x" * 50_000 + "</p>")
+    project.write_config(settings(max_bytes=10_000) + target_toml("big", url))
+    [result] = project.json("check")
+    assert result["status"] == "failed" and "cap" in result["reason"]
+
+
+def test_raw_snapshots_are_kept_only_for_versions_and_the_latest(project, site):
+    url = site.set("/p", POLICY)
+    project.write_config(target_toml("p", url))
+    project.run("check")
+    for n in range(3):
+        site.set("/p", POLICY.replace("<main>", f'<main data-n="{n}">'))
+        project.run("check")
+    with Store(project.db) as store:
+        count = store.db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+    assert count == 2  # the one version 1 was made from, and the latest
+
+
+def test_keep_raw_all_keeps_every_distinct_snapshot(project, site):
+    url = site.set("/p", POLICY)
+    project.write_config(settings(keep_raw="all") + target_toml("p", url))
+    for n in range(3):
+        site.set("/p", POLICY.replace("<main>", f'<main data-n="{n}">'))
+        project.run("check")
+    project.run("check")
+    with Store(project.db) as store:
+        assert store.db.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 3
+
+
+def test_unknown_target_and_bad_version_are_usage_errors(project, site):
+    project.write_config(target_toml("p", site.set("/p", POLICY)))
+    assert project.run("check", "nope").exit_code == 2
+    project.run("check")
+    assert project.run("diff", "p", "--to", "7").exit_code == 2
+
+
+def test_ingest_of_the_mistral_pair_reports_exactly_the_two_opt_out_clauses(project):
+    corpus = corpus_dir("mistral-privacy-2025-02-13")
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    project.write_config(target_toml("mistral-privacy", manifest["url"], service="Mistral AI",
+                                     select=["#privacy-policy"]).replace(
+        'service = "Example"\n', ""))
+    files = [str(corpus / s["file"]) for s in manifest["snapshots"]]
+    times = [arg for s in manifest["snapshots"] for arg in ("--fetched-at", s["fetched_at"])]
+    result = project.run("ingest", "mistral-privacy", *files, *times)
+    assert result.exit_code == 0, result.output
+    history = project.json("history", "mistral-privacy")
+    assert [h["recorded_at"] for h in history] == ["2025-02-12T12:32:25Z", "2025-02-13T00:32:51Z"]
+    diff = project.json("diff", "mistral-privacy")
+    assert [c["type"] for c in diff["changes"]] == ["modified", "modified"]
+    assert [c["section"][-1] for c in diff["changes"]] == [
+        "3.4.2. Input and Output provided on La Plateforme", "3.4.3. Le Chat"]
+    for change in diff["changes"]:
+        inserted = [o["text"] for o in change["inline"] if o["op"] == "insert"]
+        assert len(inserted) == 1 and not [o for o in change["inline"] if o["op"] == "delete"]
+        assert inserted[0].strip().startswith(
+            "For clarity and as set out in Section 8 (Your rights), you have the right to "
+            "object to this processing (opt-out)")
+    html = project.run("diff", "mistral-privacy", "--format", "html").output
+    assert "<ins" in html and "opt-out" in html
+
+
+def test_html_diff_escapes_page_content(project, site):
+    url = site.set("/p", "<p>Plain clause about data.</p>")
+    project.write_config(target_toml("p", url))
+    project.run("check")
+    site.set("/p", "<p>Plain clause about data &lt;script&gt;alert(1)&lt;/script&gt;.</p>")
+    project.run("check")
+    html = project.run("diff", "p", "--format", "html").output
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_process_killed_mid_check_leaves_a_consistent_database(project, site):
+    """SIGKILL at many points of a run of checks: the file stays consistent, versions whole."""
+    pages = {}
+    for n in range(12):
+        pages[n] = site.set(f"/p{n}", POLICY.replace("30 days", f"{n} days"), delay=0.05)
+    project.write_config(settings(concurrency=4) + "".join(
+        target_toml(f"t{n}", url) for n, url in pages.items()))
+    for round_ in range(8):
+        for n in pages:
+            site.set(f"/p{n}", POLICY.replace("30 days", f"{n + round_ * 100} days"),
+                     delay=0.05)
+        process = project.spawn("check")
+        time.sleep(0.25 + 0.07 * round_)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        with Store(project.db) as store:
+            assert store.integrity_problems() == []
+            for target_id in store.target_ids():
+                versions = store.versions(target_id)
+                for version in versions:
+                    assert store.version(target_id, version.number).clauses
+    final = project.spawn("check")
+    assert final.wait(timeout=60) == 0
+    with sqlite3.connect(project.db) as conn:
+        assert conn.execute("SELECT count(DISTINCT target_id) FROM versions").fetchone()[0] == 12

@@ -1,0 +1,116 @@
+"""targets.toml: valid files load; every mistake is named with its file, line and field."""
+
+from pathlib import Path
+
+import pytest
+
+from watcher.config import ConfigError, load_config, parse_config
+
+GOOD = """
+[settings]
+database = "data/policies.db"
+
+[notify.team]
+urls = ["mailtos://${SMTP_USER}:${SMTP_PASS}@mail.example.com?to=dpo@example.com"]
+
+[[targets]]
+id = "mistral-privacy"
+service = "Mistral AI"
+document = "Privacy Policy"
+url = "https://mistral.ai/terms/"
+select = "#privacy-policy"
+notify = ["team"]
+tags = ["ai", "eu"]
+
+[[targets]]
+id = "mistral-terms"
+service = "Mistral AI"
+document = "Terms of Service"
+url = "https://mistral.ai/terms/"
+select = ["#terms-of-service"]
+fetcher = "http"
+headers = { Cookie = "consent=${CONSENT}" }
+"""
+
+ENV = {"SMTP_USER": "bot", "SMTP_PASS": "s3cret", "CONSENT": "yes"}
+
+
+def problems(text, environ=ENV):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, Path("targets.toml"), environ)
+    return str(caught.value)
+
+
+def test_a_valid_file_loads_with_defaults_and_expanded_secrets():
+    config = parse_config(GOOD, Path("/etc/watcher/targets.toml"), ENV)
+    first, second = config.targets
+    assert first.select == ("#privacy-policy",)
+    assert config.fetcher_of(first) == "auto" and config.fetcher_of(second) == "http"
+    assert config.database_path == Path("/etc/watcher/data/policies.db")
+    assert config.routes["team"].urls[0].startswith("mailtos://bot:s3cret@")
+    assert second.headers == {"Cookie": "consent=yes"}
+
+
+def test_misspelt_key_is_reported_with_line_and_suggestion():
+    text = GOOD.replace('fetcher = "http"', 'fetchr = "http"')
+    message = problems(text)
+    line = text.splitlines().index('fetchr = "http"') + 1
+    assert f"targets.toml:{line}: targets[1].fetchr: unknown key 'fetchr'; did you mean 'fetcher'?" \
+        in message
+
+
+def test_value_not_allowed_names_field_line_and_choices():
+    text = GOOD.replace('fetcher = "http"', 'fetcher = "chrome"')
+    line = text.splitlines().index('fetcher = "chrome"') + 1
+    message = problems(text)
+    assert f"targets.toml:{line}: targets[1].fetcher: 'chrome' is not allowed; use one of " \
+        "auto, http or browser" in message
+
+
+def test_missing_required_field():
+    message = problems(GOOD.replace('url = "https://mistral.ai/terms/"\nselect = "#privacy-policy"',
+                                    'select = "#privacy-policy"'))
+    assert "targets[0].url: is required" in message
+
+
+def test_duplicate_ids_bad_slug_bad_url_and_bad_selector():
+    text = GOOD.replace('id = "mistral-terms"', 'id = "mistral-privacy"') \
+        .replace('"https://mistral.ai/terms/"\nselect = ["#terms-of-service"]',
+                 '"ftp://mistral.ai"\nselect = ["div[["]')
+    message = problems(text)
+    assert "targets[1].id: duplicate id 'mistral-privacy'" in message
+    assert "targets[1].url: 'ftp://mistral.ai' is not an http(s) URL" in message
+    assert "targets[1].select: invalid CSS selector 'div[['" in message
+    assert "not a slug" in problems(GOOD.replace('"mistral-terms"', '"Mistral Terms"'))
+
+
+def test_unknown_route_and_unset_environment_variable():
+    assert "no route named 'legal'" in problems(GOOD.replace('notify = ["team"]',
+                                                             'notify = ["legal"]'))
+    message = problems(GOOD, environ={"SMTP_USER": "bot", "CONSENT": "x"})
+    assert "notify.team.urls: environment variable SMTP_PASS is not set" in message
+    assert "s3cret" not in message and "bot" not in message
+
+
+def test_toml_syntax_error_gives_the_line():
+    assert problems(GOOD + "\n[[targets]\n").startswith("targets.toml:")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_the_bundled_targets_file_is_valid():
+    config = load_config(Path(__file__).parent.parent / "targets.toml")
+    services = {t.service for t in config.targets}
+    assert {"Mistral AI", "OpenAI", "Anthropic", "Google"} <= services
+
+
+def test_validate_command_exits_2_with_the_first_line_clear(project):
+    text = GOOD.split("[[targets]]", 1)[1].split("notify =")[0]
+    project.write_config("[[targets]]" + text + 'fetcher = "chrome"\n')
+    result = project.run("validate")
+    assert result.exit_code == 2
+    assert "invalid configuration" in result.output.splitlines()[0]
+    assert "targets[0].fetcher" in result.output
