@@ -130,6 +130,8 @@ def test_same_visible_text_gives_identical_output_whatever_the_markup():
     assert render_document(clauses(plain)) == render_document(clauses(noisy))
 
 
-def test_double_line_break_separates_clauses_single_does_not():
-    assert texts("<p>First line<br>same clause<br><br>Second clause</p>") == [
-        "First line same clause", "Second clause"]
+def test_each_line_break_ends_a_clause():
+    doc = clauses("<p><b>6.3 Deleting your account</b><br>You can delete it.<br><br>Any time.</p>")
+    assert [(c.kind, c.text) for c in doc] == [
+        ("heading", "6.3 Deleting your account"), ("paragraph", "You can delete it."),
+        ("paragraph", "Any time.")]

@@ -10,6 +10,7 @@ modified pair gets a word-level diff with semantic cleanup.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 from diff_match_patch import diff_match_patch
@@ -73,11 +74,11 @@ def word_diff(before: str, after: str) -> tuple[InlineOp, ...]:
 
 
 def similarity(before: str, after: str) -> float:
-    """Share of words the two texts have in common (0..1), by a word-level diff."""
+    """Share of words the two texts have in common (0..1), counted as multisets."""
     words_a, words_b = _WORD.findall(before.lower()), _WORD.findall(after.lower())
     if not words_a or not words_b:
         return 0.0
-    common = sum(n for op, n in _item_diff(words_a, words_b) if op == 0)
+    common = sum((Counter(words_a) & Counter(words_b)).values())
     return 2 * common / (len(words_a) + len(words_b))
 
 

@@ -23,7 +23,7 @@ __all__ = ["NormalizeError", "Selection", "clean_text", "html_to_clauses", "chec
 
 INVISIBLE_TAGS = frozenset({
     "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "embed",
-    "head", "title", "meta", "link", "button", "input", "select", "textarea", "option",
+    "head", "title", "meta", "link", "input", "textarea",
     "video", "audio", "picture", "img", "map", "dialog",
 })
 BLOCK_TAGS = frozenset({
@@ -47,7 +47,6 @@ HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 _SPACES = re.compile(r"\s+")
 _INVISIBLE_CHARS = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
 class NormalizeError(Exception):
@@ -244,15 +243,20 @@ class _Walker:
         self.contexts.pop()
 
     def _flush(self) -> None:
+        """Emit the pending inline text; each line (a `<br>` ends one) is its own clause."""
         if not self.pieces:
             return
         pieces, self.pieces = self.pieces, []
-        raw = "".join(text for text, _ in pieces)
         kind, level = self.contexts[-1]
-        for chunk in _PARAGRAPH_BREAK.split(raw):
-            text = clean_text(chunk)
+        line: list[tuple[str, bool]] = []
+        for piece in pieces + [("\n", False)]:
+            if piece[0] != "\n":
+                line.append(piece)
+                continue
+            text = clean_text("".join(t for t, _ in line))
             if text:
-                self._emit(kind, level, text, all_bold=_all_bold(pieces))
+                self._emit(kind, level, text, all_bold=_all_bold(line))
+            line = []
 
     def _emit(self, kind: ClauseKind, level: int, text: str, all_bold: bool) -> None:
         if kind == "paragraph" and all_bold and len(text) <= MAX_PSEUDO_HEADING_CHARS:
