@@ -38,6 +38,7 @@ class Site:
         self.pages: dict[str, Page | Callable[[], Page]] = {}
         self.hits: dict[str, int] = {}
         self.request_headers: dict[str, dict[str, str]] = {}
+        self.posts: list[tuple[str, bytes]] = []
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,6 +63,13 @@ class Site:
                     self.wfile.write(page.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def do_POST(self) -> None:  # noqa: N802 - a webhook receiver for notifications
+                length = int(self.headers.get("Content-Length") or 0)
+                site.posts.append((self.path, self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass

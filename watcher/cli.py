@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -326,6 +327,55 @@ def validate(app: App) -> None:
     """Check the configuration file and say what is wrong."""
     config = app.config
     click.echo(f"{config.path}: {len(config.targets)} target(s), {len(config.routes)} route(s): OK")
+
+
+# -- daemon --------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--reload", "watch_file", is_flag=True,
+              help="Re-read the targets file when it changes (SIGHUP always does).")
+@click.option("--log-json", is_flag=True, help="One JSON object per log line.")
+@pass_app
+def run(app: App, watch_file: bool, log_json: bool) -> None:
+    """Run the daemon: check every target on its schedule until SIGTERM."""
+    from watcher.daemon import Daemon, configure_logging
+
+    configure_logging(log_json)
+    config = app.config
+    app.store().close()
+    daemon = Daemon(config, app.db_override or config.database_path, watch_file=watch_file)
+    sys.exit(asyncio.run(daemon.run()))
+
+
+@cli.command()
+@click.option("--max-age", type=float, default=60.0, show_default=True,
+              help="Seconds after which the daemon's heartbeat counts as stale.")
+@pass_app
+def health(app: App, max_age: float) -> None:
+    """Exit 0 when the daemon runs and its scheduler ticked recently (Docker HEALTHCHECK)."""
+    with app.store() as store:
+        state = store.daemon_state()
+    if state is None:
+        raise RuntimeFailure("unhealthy: no daemon has run on this database")
+    pid, beat, stopped = state
+    age = (datetime.now(UTC) - beat).total_seconds()
+    if stopped is not None:
+        raise RuntimeFailure(f"unhealthy: the daemon (pid {pid}) stopped at {_iso(stopped)}")
+    if not _alive(pid):
+        raise RuntimeFailure(f"unhealthy: the daemon (pid {pid}) is not running")
+    if age > max_age:
+        raise RuntimeFailure(f"unhealthy: last scheduler tick {age:.0f}s ago (max {max_age:g}s)")
+    click.echo(f"healthy: daemon pid {pid}, last tick {age:.0f}s ago")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def main() -> None:

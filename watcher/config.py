@@ -20,6 +20,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated
 
 from watcher.normalize import Selection, check_selector
+from watcher.schedule import Schedule, ScheduleError, parse_schedule, parse_timezone
 
 __all__ = ["Config", "ConfigError", "Route", "Settings", "Target", "load_config", "parse_config"]
 
@@ -30,6 +31,20 @@ STRICT = ConfigDict(extra="forbid", frozen=True)
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36 policy-watcher/0.1 (+https://github.com/policy-watcher)")
+
+
+@validated(config=STRICT)
+class DaemonSettings:
+    """The `[settings.daemon]` table: how `watcher run` paces and guards its checks."""
+
+    startup_window: float = 60.0
+    max_concurrent: int = 4
+    host_delay: float = 1.0
+    jitter: float = 30.0
+    grace_period: float = 30.0
+    failures_before_broken: int = 3
+    retry_base: float = 60.0
+    heartbeat_interval: float = 5.0
 
 
 @validated(config=STRICT)
@@ -47,6 +62,7 @@ class Settings:
     max_bytes: int = 20_000_000
     concurrency: int = 4
     base_url: str | None = None
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
 
 
 @validated(config=STRICT)
@@ -105,6 +121,9 @@ class Config:
 
     def language_of(self, target: Target) -> str:
         return target.language or self.settings.language
+
+    def schedule_of(self, target: Target) -> Schedule:
+        return parse_schedule(target.schedule or self.settings.schedule)
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,7 @@ def parse_config(source: str, path: Path, environ: dict[str, str] | None = None)
         if key not in ("settings", "notify", "targets"):
             problems.append(_unknown_key((key,), key, ("settings", "notify", "targets")))
     problems += _duplicate_ids(targets)
+    problems += _check_settings(settings)
     if problems:
         raise ConfigError(path, [_with_line(p, source) for p in problems])
     return Config(path=path, settings=settings or Settings(), targets=tuple(targets),
@@ -273,11 +293,28 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
             why = check_selector(selector)
             if why:
                 problems.append(Problem(at + (key,), f"invalid CSS selector {selector!r}: {why}"))
+    if target.schedule is not None:
+        try:
+            parse_schedule(target.schedule)
+        except ScheduleError as error:
+            problems.append(Problem(at + ("schedule",), str(error)))
     for name in target.notify:
         if name not in routes:
             known = ", ".join(routes) or "none defined"
             problems.append(Problem(at + ("notify",), f"no route named {name!r} "
                                                       f"(routes: {known}); add [notify.{name}]"))
+    return problems
+
+
+def _check_settings(settings: Settings | None) -> list[Problem]:
+    if settings is None:
+        return []
+    problems = []
+    for key, check in (("schedule", parse_schedule), ("timezone", parse_timezone)):
+        try:
+            check(getattr(settings, key))
+        except ScheduleError as error:
+            problems.append(Problem(("settings", key), str(error)))
     return problems
 
 

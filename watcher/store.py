@@ -133,7 +133,24 @@ def _migration_1(db: Database) -> None:
     """)
 
 
-MIGRATIONS = [_migration_1]
+def _migration_daemon(db: Database) -> None:
+    db.executescript("""
+    CREATE TABLE daemon (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        stopped_at TEXT
+    );
+    CREATE TABLE target_health (
+        target_id TEXT PRIMARY KEY REFERENCES targets(id) ON DELETE CASCADE,
+        broken_since TEXT,
+        reason TEXT
+    );
+    """)
+
+
+MIGRATIONS = [_migration_1, _migration_daemon]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -379,6 +396,47 @@ class Store:
                            last_change_at=_parse_time(last) if last else None,
                            last_check=self.last_check(target_id),
                            fetcher_used=row[0] if row else None)
+
+    # -- daemon ------------------------------------------------------------------------
+
+    def beat(self, pid: int, at: datetime, started: bool = False) -> None:
+        """Record that the daemon (process `pid`) is alive and its scheduler ticking."""
+        if started:
+            self.db.execute(
+                "INSERT INTO daemon (id, pid, started_at, heartbeat_at) VALUES (1, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET pid=excluded.pid, started_at=excluded.started_at,"
+                " heartbeat_at=excluded.heartbeat_at, stopped_at=NULL",
+                [pid, _iso(at), _iso(at)])
+        else:
+            self.db.execute("UPDATE daemon SET heartbeat_at = ? WHERE pid = ?", [_iso(at), pid])
+
+    def daemon_stopped(self, pid: int, at: datetime) -> None:
+        self.db.execute("UPDATE daemon SET stopped_at = ? WHERE pid = ?", [_iso(at), pid])
+
+    def daemon_state(self) -> tuple[int, datetime, datetime | None] | None:
+        """(pid, last heartbeat, stopped at) of the last daemon, if one ever ran."""
+        row = self.db.execute("SELECT pid, heartbeat_at, stopped_at FROM daemon").fetchone()
+        if row is None:
+            return None
+        return row[0], _parse_time(row[1]), _parse_time(row[2]) if row[2] else None
+
+    def consecutive_failures(self, target_id: str) -> int:
+        row = self.db.execute(
+            "SELECT count(*) FROM checks WHERE target_id = ? AND status IN ('failed', 'suspect')"
+            " AND id > coalesce((SELECT max(id) FROM checks WHERE target_id = ? AND status "
+            "NOT IN ('failed', 'suspect')), 0)", [target_id, target_id]).fetchone()
+        return row[0]
+
+    def broken_since(self, target_id: str) -> datetime | None:
+        row = self.db.execute("SELECT broken_since FROM target_health WHERE target_id = ?",
+                              [target_id]).fetchone()
+        return _parse_time(row[0]) if row and row[0] else None
+
+    def set_broken(self, target_id: str, since: datetime | None, reason: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO target_health (target_id, broken_since, reason) VALUES (?, ?, ?) "
+            "ON CONFLICT(target_id) DO UPDATE SET broken_since=excluded.broken_since, "
+            "reason=excluded.reason", [target_id, _iso(since) if since else None, reason])
 
     def integrity_problems(self) -> list[str]:
         """Consistency checks beyond SQLite's own: what a reader relies on."""

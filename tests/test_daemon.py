@@ -1,0 +1,180 @@
+"""`watcher run` as a real process: schedules, restarts, signals, failure policy, health."""
+
+import json
+import signal
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from tests.conftest import target_toml
+from watcher.store import Store
+
+PAGE = "<main><h1>Terms</h1><p>Be nice.</p></main>"
+FAST = """[settings]
+schedule = "every 1s"
+[settings.daemon]
+startup_window = 0.3
+jitter = 0
+host_delay = 0
+heartbeat_interval = 0.3
+grace_period = 6
+retry_base = 0.3
+failures_before_broken = 2
+"""
+
+
+class Daemon:
+    """A running `watcher run` whose stderr is collected line by line."""
+
+    def __init__(self, project, *args):
+        self.project = project
+        self.process = project.spawn("run", *args)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def signal(self, sig):
+        self.process.send_signal(sig)
+
+    def stop(self, timeout=15):
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def log(self):
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def daemons():
+    started = []
+
+    def start(project, *args):
+        daemon = Daemon(project, *args)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait()
+
+
+def until(predicate, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def checks(project, target_id=None):
+    if not project.db.exists():
+        return 0
+    with sqlite3.connect(project.db) as conn:
+        try:
+            if target_id is None:
+                return conn.execute("SELECT count(*) FROM checks").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM checks WHERE target_id = ?",
+                                [target_id]).fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_targets_are_checked_repeatedly_and_sigterm_exits_cleanly(project, site, daemons):
+    project.write_config(FAST + target_toml("a", site.set("/a", PAGE))
+                         + target_toml("b", site.set("/b", PAGE)))
+    daemon = daemons(project)
+    until(lambda: checks(project, "a") >= 3 and checks(project, "b") >= 3, what="3 checks each")
+    assert daemon.stop() == 0
+    assert "check a new" in daemon.log() and "check a unchanged" in daemon.log()
+
+
+def test_sigterm_during_a_slow_fetch_finishes_it_within_the_grace_period(project, site, daemons):
+    project.write_config(FAST + target_toml("slow", site.set("/slow", PAGE, delay=2)))
+    daemon = daemons(project)
+    until(lambda: site.hits.get("/slow"), what="the fetch to start")
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 6 + 2
+    with Store(project.db) as store:
+        assert store.integrity_problems() == []
+        assert [c.status for c in store.recent_checks("slow", 10)] == ["new"]
+
+
+def test_restart_does_not_recheck_targets_that_are_not_due(project, site, daemons):
+    project.write_config(FAST.replace('schedule = "every 1s"', 'schedule = "every 1h"')
+                         + target_toml("a", site.set("/a", PAGE)))
+    first = daemons(project)
+    until(lambda: checks(project, "a") == 1, what="the first check")
+    assert first.stop() == 0
+    second = daemons(project)
+    until(lambda: "started" in second.log(), what="the daemon to start")
+    time.sleep(1.5)
+    assert checks(project, "a") == 1 and site.hits["/a"] == 1
+    assert second.stop() == 0
+
+
+def test_sighup_applies_an_added_target_and_rejects_a_broken_file(project, site, daemons):
+    a = site.set("/a", PAGE)
+    project.write_config(FAST + target_toml("a", a))
+    daemon = daemons(project)
+    until(lambda: checks(project, "a") >= 1, what="a's first check")
+    project.write_config(FAST + target_toml("a", a) + target_toml("b", site.set("/b", PAGE)))
+    daemon.signal(signal.SIGHUP)
+    until(lambda: checks(project, "b") >= 1, what="the added target to be checked")
+
+    project.write_config(FAST + target_toml("a", a) + "[[targets]]\nid = 'broken'\n")
+    daemon.signal(signal.SIGHUP)
+    until(lambda: "reload rejected" in daemon.log(), what="the rejection in the log")
+    assert "targets[1].service" in daemon.log()
+    before = checks(project, "b")
+    until(lambda: checks(project, "b") > before + 1, what="the old schedule to go on")
+    assert daemon.stop() == 0
+
+
+def test_a_failing_target_is_announced_once_and_its_recovery_once(project, site, daemons):
+    url = site.set("/flaky", "<h1>Down</h1>", status=503)
+    route = f"""[notify.ops]\nurls = ["json://127.0.0.1:{site.server.server_address[1]}/hook"]
+default = true\n"""
+    project.write_config(FAST + route + target_toml("flaky", url))
+    daemon = daemons(project)
+    until(lambda: len(site.posts) >= 1, what="the needs-attention notice")
+    until(lambda: checks(project, "flaky") >= 5, what="more failed checks")
+    assert len(site.posts) == 1
+    notice = json.loads(site.posts[0][1])
+    assert "needs attention" in notice["title"] and "HTTP 503" in notice["message"]
+    site.set("/flaky", PAGE)
+    until(lambda: len(site.posts) == 2, what="the recovery notice")
+    recovered = checks(project, "flaky")
+    until(lambda: checks(project, "flaky") >= recovered + 2, what="more good checks")
+    assert len(site.posts) == 2
+    assert "work again" in json.loads(site.posts[1][1])["title"]
+    assert daemon.stop() == 0
+
+
+def test_health_reports_a_running_daemon_and_a_stopped_one(project, site, daemons):
+    project.write_config(FAST + target_toml("a", site.set("/a", PAGE)))
+    assert project.run("health").exit_code == 1
+    daemon = daemons(project)
+    until(lambda: project.run("health").exit_code == 0, what="a healthy daemon")
+    assert daemon.stop() == 0
+    result = project.run("health")
+    assert result.exit_code == 1 and "stopped" in result.output
+
+
+def test_json_logs_have_one_object_per_check(project, site, daemons):
+    project.write_config(FAST + target_toml("a", site.set("/a", PAGE)))
+    daemon = daemons(project, "--log-json")
+    until(lambda: checks(project, "a") >= 2, what="two checks")
+    assert daemon.stop() == 0
+    events = [json.loads(line) for line in daemon.lines]
+    checked = [e for e in events if e.get("event") == "check"]
+    assert checked[0]["target"] == "a" and checked[0]["status"] == "new"
