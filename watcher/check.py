@@ -18,6 +18,7 @@ from watcher.diff import diff_clauses
 from watcher.fetch import Fetcher, FetchRequest, HttpFetcher
 from watcher.models import CheckResult, Clause, Diff, Fetched, document_sha256
 from watcher.normalize import NormalizeError, html_to_clauses
+from watcher.significance import assess
 from watcher.store import Store
 
 __all__ = ["run_checks", "record_fetched", "open_fetchers", "fetch_request", "read_clauses"]
@@ -97,10 +98,15 @@ def record_fetched(config: Config, store: Store, target: Target, fetched: Fetche
             result = CheckResult(status="unchanged", **base)
             number = None
         else:
-            changes = diff_clauses(previous.clauses, clauses) if previous else None
-            number = store.add_version(target.id, at, sha, clauses, changes, snapshot)
+            changes, significance, topics = assess(
+                diff_clauses(previous.clauses, clauses) if previous else [],
+                config.settings.lexicon)
+            number = store.add_version(target.id, at, sha, clauses,
+                                       changes if previous else None, snapshot,
+                                       significance=significance, topics=topics)
             diff = Diff(target=target.id, from_version=previous.number if previous else None,
-                        to_version=number, changes=tuple(changes or ()))
+                        to_version=number, changes=tuple(changes), significance=significance,
+                        topics=topics)
             result = CheckResult(status="changed" if previous else "new", version=number,
                                  diff=diff, **base)
         store.add_check(target.id, at, result.status, None, fetched.status, fetched.fetcher,

@@ -63,6 +63,8 @@ class Settings:
     concurrency: int = 4
     base_url: str | None = None
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    lexicon: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Extra significance patterns: topic = [regex, ...] (see watcher/significance.py)."""
 
 
 @validated(config=STRICT)

@@ -124,8 +124,7 @@ def _pair_rewordings(old: Sequence[Clause], new: Sequence[Clause],
         return []
     if len(removed) * len(added) > 2500:
         return _pair_rewordings_by_position(old, new, removed, added)
-    scores = [[similarity(old[r].text, new[a].text) if old[r].kind == new[a].kind else 0.0
-               for a in added] for r in removed]
+    scores = [[_pairing_score(old[r], new[a]) for a in added] for r in removed]
     # Longest order-preserving chain of good pairs (weighted LCS over the score matrix).
     n, m = len(removed), len(added)
     best = [[0.0] * (m + 1) for _ in range(n + 1)]
@@ -145,11 +144,19 @@ def _pair_rewordings(old: Sequence[Clause], new: Sequence[Clause],
     return pairs
 
 
+def _pairing_score(before: Clause, after: Clause) -> float:
+    """How much two clauses read as one clause reworded; table rows pair by their key."""
+    if before.kind != after.kind:
+        return 0.0
+    if before.kind == "row" and before.key and before.key == after.key:
+        return 1.0
+    return similarity(before.text, after.text)
+
+
 def _pair_rewordings_by_position(old, new, removed, added) -> list[tuple[int, int]]:
     """For very large rewritten regions: pair clauses at the same offset when similar."""
     return [(r, a) for r, a in zip(removed, added, strict=False)
-            if old[r].kind == new[a].kind
-            and similarity(old[r].text, new[a].text) >= REWORDING_THRESHOLD]
+            if _pairing_score(old[r], new[a]) >= REWORDING_THRESHOLD]
 
 
 def _modified(before: Clause, after: Clause, a: int, b: int) -> Change:
