@@ -18,6 +18,7 @@ from watcher.diff import diff_clauses
 from watcher.fetch import Fetcher, FetchRequest, HttpFetcher
 from watcher.models import CheckResult, Clause, Diff, Fetched, document_sha256
 from watcher.normalize import NormalizeError, html_to_clauses
+from watcher.notify import queue_change
 from watcher.significance import assess
 from watcher.store import Store
 
@@ -76,8 +77,11 @@ async def run_checks(config: Config, store: Store, targets: Sequence[Target],
 
 
 def record_fetched(config: Config, store: Store, target: Target, fetched: Fetched,
-                   at: datetime) -> CheckResult:
-    """Normalize one fetched page for one target, compare, and record the check."""
+                   at: datetime, alerts: bool = True) -> CheckResult:
+    """Normalize one fetched page for one target, compare, and record the check.
+
+    With `alerts`, a change (not a first version) queues its alerts in the same transaction.
+    """
     base = {"target": target.id, "at": at, "fetcher": fetched.fetcher,
             "http_status": fetched.status, "duration_ms": fetched.duration_ms}
     if not fetched.ok:
@@ -109,6 +113,8 @@ def record_fetched(config: Config, store: Store, target: Target, fetched: Fetche
                         topics=topics)
             result = CheckResult(status="changed" if previous else "new", version=number,
                                  diff=diff, **base)
+            if previous and alerts:
+                queue_change(config, store, target, diff, at)
         store.add_check(target.id, at, result.status, None, fetched.status, fetched.fetcher,
                         fetched.duration_ms, snapshot, number)
         if config.settings.keep_raw == "versions" and previous_snapshot not in (None, snapshot):

@@ -27,6 +27,7 @@ from watcher.config import Config, ConfigError, Target, load_config
 from watcher.diff import diff_clauses
 from watcher.fetch import decode_html
 from watcher.models import CheckResult, Diff, Fetched, Version, render_document
+from watcher.notify import DeliveryReport, deliver_pending, send_test
 from watcher.render import diff_as_html, diff_as_json, diff_as_markdown, diff_as_text
 from watcher.store import Store, StoreError
 
@@ -107,12 +108,15 @@ def _select_targets(app: App, ids: tuple[str, ...]) -> list[Target]:
 @cli.command()
 @click.argument("ids", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-notify", is_flag=True, help="Queue alerts but do not send them now.")
 @pass_app
-def check(app: App, ids: tuple[str, ...], as_json: bool) -> None:
-    """Fetch targets now, record what changed, and report it."""
+def check(app: App, ids: tuple[str, ...], as_json: bool, no_notify: bool) -> None:
+    """Fetch targets now, record what changed, report it, and send the alerts."""
     targets = _select_targets(app, ids)
     with app.store() as store:
         results = asyncio.run(_check(app.config, store, targets))
+        if not no_notify:
+            _report_delivery(deliver_pending(app.config, store))
     if as_json:
         _echo_json([_result_json(r) for r in results])
     else:
@@ -120,6 +124,11 @@ def check(app: App, ids: tuple[str, ...], as_json: bool) -> None:
             click.echo(_result_line(result))
     if any(r.status == "failed" for r in results):
         sys.exit(EXIT_FAILED)
+
+
+def _report_delivery(report: DeliveryReport) -> None:
+    for line in report.failed:
+        click.echo(f"alert not delivered (will retry): {line}", err=True)
 
 
 async def _check(config: Config, store: Store, targets: list[Target]) -> list[CheckResult]:
@@ -287,9 +296,10 @@ def show(app: App, target_id: str, number: int | None) -> None:
     ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
     help="Fetch time of each FILE, in order (default: each file's modification time).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--notify", "notify", is_flag=True, help="Send alerts for the changes found.")
 @pass_app
 def ingest(app: App, target_id: str, files: tuple[Path, ...], fetched_at: tuple[datetime, ...],
-           as_json: bool) -> None:
+           as_json: bool, notify: bool) -> None:
     """Record archived raw snapshots (HTML, .html.gz) as if fetched at their times."""
     target = app.target(target_id)
     if fetched_at and len(fetched_at) != len(files):
@@ -300,7 +310,9 @@ def ingest(app: App, target_id: str, files: tuple[Path, ...], fetched_at: tuple[
     with app.store() as store:
         for at, path in sorted(zip(times, files, strict=True), key=lambda pair: pair[0]):
             results.append(record_fetched(app.config, store, target, _read_archived(path, target),
-                                          at))
+                                          at, alerts=notify))
+        if notify:
+            _report_delivery(deliver_pending(app.config, store))
     if as_json:
         _echo_json([{**_result_json(r), "file": str(f)} for r, f in zip(results, files,
                                                                            strict=True)])
@@ -327,6 +339,66 @@ def validate(app: App) -> None:
     """Check the configuration file and say what is wrong."""
     config = app.config
     click.echo(f"{config.path}: {len(config.targets)} target(s), {len(config.routes)} route(s): OK")
+
+
+# -- notifications -------------------------------------------------------------------------
+
+@cli.group("notify")
+def notify_group() -> None:
+    """Notification routes."""
+
+
+@notify_group.command("test")
+@click.argument("route_names", nargs=-1, metavar="[ROUTE]...")
+@pass_app
+def notify_test(app: App, route_names: tuple[str, ...]) -> None:
+    """Send a sample alert to routes (default: every route)."""
+    routes = app.config.routes
+    unknown = [n for n in route_names if n not in routes]
+    if unknown or not routes:
+        raise UsageError(f"no route {', '.join(unknown)!s} in {app.config_path} "
+                         f"(routes: {', '.join(routes) or 'none; add [notify.NAME]'})")
+    failures = []
+    for name in route_names or tuple(routes):
+        problems = send_test(app.config, routes[name])
+        failures += [f"{name}: {p}" for p in problems]
+        click.echo(f"{name}: {'FAILED' if problems else 'sent'}")
+    if failures:
+        raise RuntimeFailure("; ".join(failures))
+
+
+@cli.group("outbox", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def outbox(ctx: click.Context, as_json: bool) -> None:
+    """Alerts owed to routes: pending, sent or failed."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app: App = ctx.obj
+    with app.store() as store:
+        rows = store.outbox()
+    entries = [{"id": d.id, "route": d.route, "target": d.target, "version": d.version,
+                "status": d.status, "attempts": d.attempts, "last_error": d.last_error}
+               for d in rows]
+    if as_json:
+        _echo_json(entries)
+        return
+    for e in entries:
+        click.echo(f"{e['id']:>5}  {e['status']:<8} {e['route']:<12} {e['target']} "
+                   f"v{e['version'] or '-'}  attempts={e['attempts']}"
+                   + (f"  error: {e['last_error']}" if e["last_error"] else ""))
+
+
+@outbox.command("retry")
+@pass_app
+def outbox_retry(app: App) -> None:
+    """Attempt every pending (and failed) alert now."""
+    with app.store() as store:
+        report = deliver_pending(app.config, store, force=True)
+    click.echo(f"{report.sent} sent, {len(report.failed)} failed")
+    _report_delivery(report)
+    if report.failed:
+        sys.exit(EXIT_FAILED)
 
 
 # -- daemon --------------------------------------------------------------------------------

@@ -75,6 +75,21 @@ class Route:
     urls: tuple[str, ...] = ()
     config: str | None = None
     default: bool = False
+    min_significance: Literal["high", "medium", "low", "cosmetic"] = "cosmetic"
+    topics: tuple[str, ...] = ()
+    """Only changes with one of these topics (empty: any)."""
+    targets: tuple[str, ...] = ()
+    """Only these target ids (empty: any)."""
+    tags: tuple[str, ...] = ()
+    """Only targets with one of these tags (empty: any)."""
+
+    def wants(self, target: Target, significance: str | None, topics: tuple[str, ...]) -> bool:
+        ranks = ("cosmetic", "low", "medium", "high")
+        return ((significance is None
+                 or ranks.index(significance) >= ranks.index(self.min_significance))
+                and (not self.topics or bool(set(self.topics) & set(topics)))
+                and (not self.targets or target.id in self.targets)
+                and (not self.tags or bool(set(self.tags) & set(target.tags))))
 
 
 @validated(config=STRICT)
@@ -231,7 +246,7 @@ def _section(raw: Any, path: tuple[str | int, ...], kind: type, problems: list[P
         if missing:
             problems.extend(missing)
             return None
-    for key in ("select", "remove", "notify", "tags", "urls"):
+    for key in ("select", "remove", "notify", "tags", "urls", "topics", "targets"):
         if isinstance(data.get(key), str):
             data[key] = [data[key]]
     try:

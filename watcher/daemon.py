@@ -29,6 +29,7 @@ from watcher.attention import announce
 from watcher.check import fetch_request, open_fetchers, run_checks
 from watcher.config import Config, ConfigError, Target, load_config
 from watcher.models import CheckResult
+from watcher.notify import DeliveryReport, deliver_pending
 from watcher.schedule import Schedule, parse_timezone
 from watcher.store import Store
 
@@ -79,6 +80,7 @@ class Daemon:
         settings = self.config.settings.daemon
         self.store = Store(self.db_path)
         self.limit = asyncio.Semaphore(max(1, settings.max_concurrent))
+        self.delivering = asyncio.Lock()
         self.timezone = parse_timezone(self.config.settings.timezone)
         self.config_mtime = _mtime(self.config.path)
         loop = asyncio.get_running_loop()
@@ -150,8 +152,17 @@ class Daemon:
                 self._follow_up(target, result)
             if any(r.status in FAILED for r in results):
                 self._retry_later(group)
+            await self._deliver()
         finally:
             self.inflight.discard(task)
+
+    async def _deliver(self) -> None:
+        """Send what the outbox owes (alerts of this run, retries of earlier ones)."""
+        async with self.delivering:
+            report = await asyncio.to_thread(_deliver_with_own_connection, self.config,
+                                             self.db_path)
+        for line in report.failed:
+            log.warning("delivery failed: %s", line)
 
     async def _polite(self, host: str) -> None:
         """Keep at least `host_delay` seconds between two fetches from one host."""
@@ -179,12 +190,12 @@ class Daemon:
                 with self.store.transaction():
                     self.store.set_broken(target.id, result.at, result.reason)
                 log.warning("needs attention: %s (%s)", target.id, result.reason)
-                announce(self.config, target, "broken", result.reason or result.status)
+                announce(self.config, self.store, target, "broken", result.reason or result.status)
         elif broken is not None:
             with self.store.transaction():
                 self.store.set_broken(target.id, None, None)
             log.info("recovered: %s", target.id)
-            announce(self.config, target, "recovered", None)
+            announce(self.config, self.store, target, "recovered", None)
 
     async def _tick(self) -> None:
         self.store.beat(self.pid, _now())
@@ -221,6 +232,12 @@ class Daemon:
             await asyncio.wait(late, timeout=5)
             log.warning("grace period over: %d check(s) abandoned, nothing recorded for them",
                         len(late))
+
+
+def _deliver_with_own_connection(config: Config, db_path: Path) -> DeliveryReport:
+    """Delivery runs in a worker thread, so it gets its own SQLite connection."""
+    with Store(db_path) as store:
+        return deliver_pending(config, store)
 
 
 def _log_check(result: CheckResult) -> None:

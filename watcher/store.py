@@ -29,7 +29,7 @@ from watcher.models import (
     Version,
 )
 
-__all__ = ["Store", "StoredCheck", "TargetState", "SCHEMA_VERSION", "StoreError"]
+__all__ = ["Delivery", "Store", "StoredCheck", "TargetState", "SCHEMA_VERSION", "StoreError"]
 
 
 class StoreError(Exception):
@@ -59,6 +59,23 @@ class TargetState:
     last_change_at: datetime | None
     last_check: StoredCheck | None
     fetcher_used: str | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row: a message owed to one route."""
+
+    id: int
+    route: str
+    target: str
+    version: int | None
+    kind: str
+    title: str | None
+    body: str | None
+    status: str
+    attempts: int
+    delivered_urls: tuple[int, ...]
+    last_error: str | None
 
 
 def _migration_1(db: Database) -> None:
@@ -150,7 +167,29 @@ def _migration_daemon(db: Database) -> None:
     """)
 
 
-MIGRATIONS = [_migration_1, _migration_daemon]
+def _migration_outbox(db: Database) -> None:
+    db.executescript("""
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        route TEXT NOT NULL,
+        target_id TEXT NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        version INTEGER,
+        kind TEXT NOT NULL,
+        title TEXT,
+        body TEXT,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        delivered_urls TEXT NOT NULL DEFAULT '[]',
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_by_status ON outbox (status, next_attempt_at);
+    """)
+
+
+MIGRATIONS = [_migration_1, _migration_daemon, _migration_outbox]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -437,6 +476,49 @@ class Store:
             "INSERT INTO target_health (target_id, broken_since, reason) VALUES (?, ?, ?) "
             "ON CONFLICT(target_id) DO UPDATE SET broken_since=excluded.broken_since, "
             "reason=excluded.reason", [target_id, _iso(since) if since else None, reason])
+
+    # -- outbox ------------------------------------------------------------------------
+
+    def enqueue(self, route: str, target_id: str, version: int | None, kind: str, at: datetime,
+                title: str | None = None, body: str | None = None) -> None:
+        self.db.execute(
+            "INSERT INTO outbox (route, target_id, version, kind, title, body, created_at, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [route, target_id, version, kind, title, body, _iso(at), _iso(at)])
+
+    def outbox(self, statuses: Sequence[str] = ("pending", "sent", "failed"),
+               due_before: datetime | None = None) -> list[Delivery]:
+        marks = ", ".join("?" for _ in statuses)
+        sql = f"SELECT * FROM outbox WHERE status IN ({marks})"
+        params: list = list(statuses)
+        if due_before is not None:
+            sql += " AND next_attempt_at <= ?"
+            params.append(_iso(due_before))
+        self.db.conn.row_factory = sqlite3.Row
+        try:
+            rows = self.db.conn.execute(sql + " ORDER BY id", params).fetchall()
+        finally:
+            self.db.conn.row_factory = None
+        return [Delivery(id=r["id"], route=r["route"], target=r["target_id"],
+                         version=r["version"], kind=r["kind"], title=r["title"], body=r["body"],
+                         status=r["status"], attempts=r["attempts"],
+                         delivered_urls=tuple(json.loads(r["delivered_urls"])),
+                         last_error=r["last_error"]) for r in rows]
+
+    def record_attempt(self, delivery_id: int, at: datetime, delivered_urls: Sequence[int],
+                       error: str | None, next_attempt_at: datetime | None,
+                       give_up: bool) -> None:
+        status = "sent" if error is None else ("failed" if give_up else "pending")
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, delivered_urls = ?, last_error = ?, "
+            "status = ?, next_attempt_at = coalesce(?, next_attempt_at), sent_at = ? "
+            "WHERE id = ?",
+            [json.dumps(sorted(delivered_urls)), error, status,
+             _iso(next_attempt_at) if next_attempt_at else None,
+             _iso(at) if error is None else None, delivery_id])
+
+    def revive_failed(self) -> None:
+        self.db.execute("UPDATE outbox SET status = 'pending' WHERE status = 'failed'")
 
     def integrity_problems(self) -> list[str]:
         """Consistency checks beyond SQLite's own: what a reader relies on."""

@@ -1,0 +1,179 @@
+"""Alerts: real SMTP on loopback (aiosmtpd), a Slack webhook receiver, and an outbox that
+loses nothing when a route is down or the process dies between commit and send."""
+
+import email
+import json
+import socket
+import sqlite3
+import threading
+import time
+from email import policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from apprise.plugins.slack import NotifySlack
+
+from tests.conftest import corpus_dir, target_toml
+
+PAGE = "<main><h1>Privacy</h1><h2>4. Retention</h2><p>We keep chats for 30 days.</p></main>"
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    inbox.port = controller.port
+    yield inbox
+    controller.stop()
+
+
+def mail_route(name, port, default=False):
+    return (f"[notify.{name}]\nurls = [\"mailto://127.0.0.1:{port}?from=watcher@example.com"
+            f"&to=dpo@example.com\"]\n" + ("default = true\n" if default else ""))
+
+
+def html_of(message):
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def change_page(site):
+    site.set("/p", PAGE.replace("30 days", "90 days")
+             .replace("</main>", "<p>You may object to training (opt-out).</p></main>"))
+
+
+def test_the_mistral_change_arrives_as_one_html_email(project, smtp):
+    corpus = corpus_dir("mistral-privacy-2025-02-13")
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    project.write_config(mail_route("dpo", smtp.port, default=True) + target_toml(
+        "mistral-privacy", manifest["url"], select=["#privacy-policy"]).replace(
+        'service = "Example"', 'service = "Mistral AI"'))
+    files = [str(corpus / s["file"]) for s in manifest["snapshots"]]
+    times = [a for s in manifest["snapshots"] for a in ("--fetched-at", s["fetched_at"])]
+    assert project.run("ingest", "mistral-privacy", *files, *times, "--notify").exit_code == 0
+    [message] = smtp.messages
+    assert message["Subject"].startswith("Mistral AI — Privacy Policy: 2 clauses modified (")
+    assert "opt-out" in message["Subject"] and "AI training" in message["Subject"]
+    body = html_of(message)
+    assert "3.4.2. Input and Output provided on La Plateforme" in body
+    assert "3.4.3. Le Chat" in body
+    assert "<ins" in body and "For clarity and as set out in Section 8" in body
+    assert "watcher diff mistral-privacy --from 1 --to 2" in body
+
+
+def test_ingest_without_notify_and_first_versions_send_nothing(project, site, smtp):
+    project.write_config(mail_route("dpo", smtp.port, default=True)
+                         + target_toml("p", site.set("/p", PAGE)))
+    project.run("check")
+    assert smtp.messages == [] and project.json("outbox") == []
+
+
+def test_page_text_is_escaped_in_the_email(project, site, smtp):
+    project.write_config(mail_route("dpo", smtp.port, default=True)
+                         + target_toml("p", site.set("/p", PAGE)))
+    project.run("check")
+    site.set("/p", PAGE.replace("30 days", "30 days &lt;script&gt;alert(1)&lt;/script&gt;"))
+    project.run("check")
+    body = html_of(smtp.messages[0])
+    assert "<script>" not in body and "&lt;script&gt;" in body
+
+
+def test_slack_route_gets_markdown_with_marked_insertions_and_deletions(project, site,
+                                                                          monkeypatch):
+    monkeypatch.setattr(NotifySlack, "webhook_url", site.url("/slack"))
+    project.write_config('[notify.team]\nurls = ["slack://T000/B000/XXXXXXXX/#privacy"]\n'
+                         + target_toml("p", site.set("/p", PAGE), notify=["team"]))
+    project.run("check")
+    change_page(site)
+    project.run("check")
+    [(path, raw)] = site.posts
+    assert path.startswith("/slack/T000/B000/XXXXXXXX")
+    payload = json.loads(raw)
+    text = json.dumps(payload, ensure_ascii=False)
+    assert "Example — Privacy Policy: 1 clause added, 1 clause modified" in text
+    assert "*90*" in text and "~30~" in text
+    assert "4. Retention" in text
+
+
+def test_smtp_down_keeps_the_alert_pending_then_delivers_it_exactly_once(project, site):
+    port = free_port()
+    project.write_config(mail_route("dpo", port, default=True)
+                         + target_toml("p", site.set("/p", PAGE)))
+    project.run("check")
+    change_page(site)
+    result = project.run("check", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["status"] == "changed"
+    [row] = project.json("outbox")
+    assert row["status"] == "pending" and row["attempts"] == 1
+    assert "did not accept" in row["last_error"] and "example.com" not in row["last_error"]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        assert project.run("outbox", "retry").exit_code == 0
+        assert project.run("outbox", "retry").exit_code == 0
+        assert len(inbox.messages) == 1
+        assert project.json("outbox")[0]["status"] == "sent"
+    finally:
+        controller.stop()
+
+
+def test_two_routes_one_failing_the_other_gets_exactly_one_message(project, site, smtp):
+    project.write_config(mail_route("good", smtp.port) + mail_route("bad", free_port())
+                         + target_toml("p", site.set("/p", PAGE), notify=["good", "bad"]))
+    project.run("check")
+    change_page(site)
+    project.run("check")
+    project.run("outbox", "retry")
+    assert len(smtp.messages) == 1
+    statuses = {row["route"]: row["status"] for row in project.json("outbox")}
+    assert statuses == {"good": "sent", "bad": "pending"}
+
+
+def test_an_alert_survives_the_process_dying_between_commit_and_send(project, site, smtp):
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(5)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(stall.accept()), daemon=True).start()
+    url = site.set("/p", PAGE)
+    project.write_config(mail_route("dpo", stall.getsockname()[1], default=True)
+                         + target_toml("p", url))
+    project.run("check")
+    change_page(site)
+    process = project.spawn("check")
+    deadline = time.monotonic() + 20
+    while not accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert accepted, "the check never tried to send"
+    process.kill()
+    process.wait()
+    stall.close()
+    with sqlite3.connect(project.db) as conn:
+        assert conn.execute("SELECT count(*) FROM versions").fetchone()[0] == 2
+    project.write_config(mail_route("dpo", smtp.port, default=True) + target_toml("p", url))
+    assert project.run("outbox", "retry").exit_code == 0
+    assert len(smtp.messages) == 1
+
+
+def test_notify_test_sends_a_sample_to_a_route(project, smtp):
+    project.write_config(mail_route("dpo", smtp.port))
+    result = project.run("notify", "test", "dpo")
+    assert result.exit_code == 0 and "dpo: sent" in result.output
+    assert "test" in smtp.messages[0]["Subject"]
+    assert project.run("notify", "test", "nope").exit_code == 2

@@ -1,0 +1,203 @@
+"""Notifications: alerts queued in the outbox with their version, delivered through Apprise.
+
+The check pipeline only calls `queue_change` inside its transaction, so a version and the
+alerts it owes are committed together. `deliver_pending` (used by `watcher check`, `watcher
+outbox retry` and the daemon) renders each alert for each route — HTML for e-mail, Markdown
+for Slack, plain text elsewhere — sends it, and records every attempt: a URL that accepted a
+message is never sent it again, a failing one is retried with exponential backoff, and one
+failing route never holds up another. Apprise URLs carry credentials and are never logged.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import apprise
+
+from watcher.config import Config, Route, Target
+from watcher.models import Diff
+from watcher.render import changes_as_html, diff_as_markdown, diff_as_text
+from watcher.significance import topic_label
+from watcher.store import Delivery, Store
+
+__all__ = ["Message", "queue_change", "queue_notice", "deliver_pending", "render_change",
+           "routes_for", "send_test", "redact"]
+
+MAX_CHANGES = 12
+MAX_ATTEMPTS = 12
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=6)
+HTML_SCHEMES = ("mailto", "mailtos", "email")
+MARKDOWN_SCHEMES = ("slack", "discord", "mmost", "mmosts", "msteams", "matrix", "matrixs",
+                    "tgram", "rocket", "rockets", "zulip")
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    text: str
+    markdown: str
+    html: str
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    sent: int
+    failed: tuple[str, ...]
+    """One line per route that failed: route name, target and the reason (no secrets)."""
+
+
+def routes_for(config: Config, target: Target) -> list[Route]:
+    """The routes a target names, or the default routes when it names none."""
+    names = target.notify or tuple(name for name, r in config.routes.items() if r.default)
+    return [config.routes[name] for name in names if name in config.routes]
+
+
+def queue_change(config: Config, store: Store, target: Target, diff: Diff, at: datetime) -> int:
+    """Queue one change alert per matching route (call inside the check's transaction)."""
+    routes = [r for r in routes_for(config, target) if r.wants(target, diff.significance,
+                                                                diff.topics)]
+    for route in routes:
+        store.enqueue(route.name, target.id, diff.to_version, "change", at)
+    return len(routes)
+
+
+def queue_notice(config: Config, store: Store, target: Target, title: str, body: str,
+                 at: datetime) -> None:
+    """Queue a plain notice (e.g. "needs attention") for the target's routes."""
+    with store.transaction():
+        for route in routes_for(config, target):
+            store.enqueue(route.name, target.id, None, "notice", at, title=title, body=body)
+
+
+def render_change(config: Config, target: Target, diff: Diff, recorded_at: datetime) -> Message:
+    shown = replace(diff, changes=diff.changes[:MAX_CHANGES])
+    left_out = len(diff.changes) - len(shown.changes)
+    title = f"{target.title}: {diff.summary.describe()}"
+    if diff.topics:
+        title += f" ({', '.join(topic_label(t) for t in diff.topics[:3])})"
+    when = recorded_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rank = f"Significance: {diff.significance}" if diff.significance else ""
+    command = f"watcher diff {target.id} --from {diff.from_version} --to {diff.to_version}"
+    link = _link(config, target, diff)
+    more = f"… and {left_out} more change(s) not shown here." if left_out else ""
+    intro = f"{target.title} changed (recorded {when}). {diff.summary.describe().capitalize()}."
+    text = "\n".join(filter(None, [intro, rank, "", diff_as_text(shown).split("\n", 1)[1],
+                                   more, f"Full diff: {command}", link]))
+    markdown = "\n".join(filter(None, [_md_line(intro), _md_line(rank),
+                                       diff_as_markdown(shown).split("\n", 1)[1], more,
+                                       f"Full diff: `{command}`", link]))
+    e = html.escape
+    body_html = (
+        '<div style="font-family:Arial,Helvetica,sans-serif;font-size:14px;line-height:1.5">'
+        f'<p style="margin:0 0 8px 0">{e(intro)}</p>'
+        + (f'<p style="margin:0 0 12px 0"><strong>{e(rank)}</strong></p>' if rank else "")
+        + changes_as_html(shown)
+        + (f'<p style="color:#555">{e(more)}</p>' if more else "")
+        + f'<p style="margin-top:16px">Full diff: <code>{e(command)}</code>'
+        + (f' — <a href="{e(link, quote=True)}">{e(link)}</a>' if link else "") + "</p></div>")
+    return Message(title=title, text=text, markdown=markdown, html=body_html)
+
+
+def _md_line(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]()#+!|<>~])", r"\\\1", text)
+
+
+def _link(config: Config, target: Target, diff: Diff) -> str:
+    base = config.settings.base_url
+    if not base:
+        return ""
+    return f"{base.rstrip('/')}/{target.id}/diff?from={diff.from_version}&to={diff.to_version}"
+
+
+def deliver_pending(config: Config, store: Store, force: bool = False,
+                    now: datetime | None = None) -> DeliveryReport:
+    """Send what the outbox owes; `force` ignores the backoff (watcher outbox retry)."""
+    now = now or datetime.now(UTC)
+    if force:
+        with store.transaction():
+            store.revive_failed()
+    sent, failed = 0, []
+    for delivery in store.outbox(("pending",), due_before=None if force else now):
+        error = _deliver(config, store, delivery, now)
+        if error is None:
+            sent += 1
+        else:
+            failed.append(f"route {delivery.route} ({delivery.target}): {error}")
+    return DeliveryReport(sent=sent, failed=tuple(failed))
+
+
+def _deliver(config: Config, store: Store, delivery: Delivery, now: datetime) -> str | None:
+    route = config.routes.get(delivery.route)
+    target = config.target(delivery.target)
+    message = _message_for(config, store, delivery, target) if target else None
+    delivered = set(delivery.delivered_urls)
+    if route is None or message is None:
+        error = "route or target no longer in the configuration"
+    else:
+        errors = []
+        for index, url in enumerate(route.urls):
+            if index in delivered:
+                continue
+            if _send(url, message):
+                delivered.add(index)
+            else:
+                errors.append(f"{redact(url)} did not accept the message")
+        error = "; ".join(errors) or None
+    attempts = delivery.attempts + 1
+    backoff = min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_CAP)
+    with store.transaction():
+        store.record_attempt(delivery.id, now, sorted(delivered), error,
+                             now + backoff if error else None, give_up=attempts >= MAX_ATTEMPTS)
+    return error
+
+
+def _message_for(config: Config, store: Store, delivery: Delivery,
+                 target: Target) -> Message | None:
+    if delivery.kind != "change":
+        title, body = delivery.title or "", delivery.body or ""
+        return Message(title=title, text=body, markdown=_md_line(body),
+                       html=f"<p>{html.escape(body)}</p>")
+    version = store.version(target.id, delivery.version, with_clauses=False)
+    if version is None:
+        return None
+    diff = Diff(target=target.id, from_version=version.number - 1, to_version=version.number,
+                changes=tuple(store.changes(target.id, version.number)),
+                significance=version.significance, topics=version.topics)
+    return render_change(config, target, diff, version.recorded_at)
+
+
+def _send(url: str, message: Message) -> bool:
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in HTML_SCHEMES:
+        body, body_format = message.html, apprise.NotifyFormat.HTML
+    elif scheme in MARKDOWN_SCHEMES:
+        body, body_format = message.markdown, apprise.NotifyFormat.MARKDOWN
+    else:
+        body, body_format = message.text, apprise.NotifyFormat.TEXT
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        return False
+    return bool(sender.notify(title=message.title, body=body, body_format=body_format))
+
+
+def redact(url: str) -> str:
+    """A URL safe to show: its scheme and host, never credentials or tokens."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("?", 1)[0].split("/", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host or '…'}/…" if scheme in HTML_SCHEMES else f"{scheme}://…"
+
+
+def send_test(config: Config, route: Route) -> list[str]:
+    """Send a sample alert to every URL of a route; returns what failed (redacted)."""
+    message = Message(
+        title="policy-watcher test: Example — Privacy Policy: 1 clause modified (opt-out)",
+        text="This is a test alert from policy-watcher. Real alerts name each changed clause "
+             "and the words inserted or deleted.",
+        markdown="This is a **test alert** from policy-watcher.",
+        html="<p>This is a <strong>test alert</strong> from policy-watcher.</p>")
+    return [f"{redact(url)} did not accept the message" for url in route.urls
+            if not _send(url, message)]
