@@ -16,11 +16,15 @@ from datetime import UTC, datetime
 from watcher.config import Config, Target
 from watcher.diff import diff_clauses
 from watcher.fetch import Fetcher, FetchRequest, HttpFetcher
-from watcher.models import CheckResult, Clause, Diff, Fetched, document_sha256
-from watcher.normalize import NormalizeError, html_to_clauses
+from watcher.guard import failure_reason, page_problem, shrink_problem
+from watcher.models import CheckResult, Clause, Diff, Fetched, Version, document_sha256
+from watcher.normalize import NormalizeError, drop_ignored, html_to_clauses
 from watcher.notify import queue_change
 from watcher.significance import assess
 from watcher.store import Store
+
+REVERT_WINDOW = 5
+"""A new text equal to one of this many latest versions is recorded as a revert to it."""
 
 __all__ = ["run_checks", "record_fetched", "open_fetchers", "fetch_request", "read_clauses"]
 
@@ -85,46 +89,68 @@ def record_fetched(config: Config, store: Store, target: Target, fetched: Fetche
     base = {"target": target.id, "at": at, "fetcher": fetched.fetcher,
             "http_status": fetched.status, "duration_ms": fetched.duration_ms}
     if not fetched.ok:
-        return _record_failure(store, target, CheckResult(status="failed", reason=fetched.error,
-                                                          **base))
+        return _record_failure(store, target, CheckResult(
+            status="failed", reason=failure_reason(fetched), **base))
     try:
-        clauses = read_clauses(fetched, target)
+        problem = page_problem(fetched)
+        if problem:
+            raise NormalizeError(problem)
+        clauses = drop_ignored(read_clauses(fetched, target), target.ignored_patterns)
+        if not clauses:
+            raise NormalizeError("nothing is left once the target's ignore rules are applied")
     except NormalizeError as error:
         return _record_failure(store, target, CheckResult(status="failed", reason=str(error),
                                                           **base))
     with store.transaction():
         store.upsert_target(target.id, target.service, target.document, target.url)
+        previous = store.version(target.id)
+        shrunk = shrink_problem(clauses, previous.clauses, config.settings.max_shrink) \
+            if previous else None
+        if shrunk:
+            result = CheckResult(status="suspect", reason=shrunk, **base)
+            _add_check(store, result, None, None)
+            return result
         previous_snapshot = store.latest_snapshot_sha(target.id)
         snapshot = store.save_snapshot(fetched, at)
-        previous = store.version(target.id)
         sha = document_sha256(clauses)
         if previous is not None and previous.sha256 == sha:
             result = CheckResult(status="unchanged", **base)
-            number = None
         else:
-            changes, significance, topics = assess(
-                diff_clauses(previous.clauses, clauses) if previous else [],
-                config.settings.lexicon)
-            number = store.add_version(target.id, at, sha, clauses,
-                                       changes if previous else None, snapshot,
-                                       significance=significance, topics=topics)
-            diff = Diff(target=target.id, from_version=previous.number if previous else None,
-                        to_version=number, changes=tuple(changes), significance=significance,
-                        topics=topics)
-            result = CheckResult(status="changed" if previous else "new", version=number,
-                                 diff=diff, **base)
-            if previous and alerts:
-                queue_change(config, store, target, diff, at)
-        store.add_check(target.id, at, result.status, None, fetched.status, fetched.fetcher,
-                        fetched.duration_ms, snapshot, number)
+            result = _record_version(config, store, target, clauses, sha, previous, snapshot,
+                                     at, alerts, base)
+        _add_check(store, result, snapshot, result.version)
         if config.settings.keep_raw == "versions" and previous_snapshot not in (None, snapshot):
             store.prune_snapshot(previous_snapshot)
     return result
 
 
+def _record_version(config: Config, store: Store, target: Target, clauses: list[Clause],
+                    sha: str, previous: Version | None, snapshot: str, at: datetime,
+                    alerts: bool, base: dict) -> CheckResult:
+    """A new version, its assessed changes, and (for a change) the alerts it owes."""
+    changes, significance, topics = assess(
+        diff_clauses(previous.clauses, clauses) if previous else [], config.settings.lexicon)
+    revert_of = store.recent_version_with_sha(target.id, sha, REVERT_WINDOW)
+    number = store.add_version(target.id, at, sha, clauses, changes if previous else None,
+                               snapshot, significance=significance, topics=topics,
+                               revert_of=revert_of)
+    diff = Diff(target=target.id, from_version=previous.number if previous else None,
+                to_version=number, changes=tuple(changes), significance=significance,
+                topics=topics)
+    if previous and alerts and not store.is_unstable(target.id):
+        queue_change(config, store, target, diff, at)
+    return CheckResult(status="changed" if previous else "new", version=number, diff=diff,
+                       **base)
+
+
+def _add_check(store: Store, result: CheckResult, snapshot: str | None,
+               number: int | None) -> None:
+    store.add_check(result.target, result.at, result.status, result.reason,
+                    result.http_status, result.fetcher, result.duration_ms, snapshot, number)
+
+
 def _record_failure(store: Store, target: Target, result: CheckResult) -> CheckResult:
     with store.transaction():
         store.upsert_target(target.id, target.service, target.document, target.url)
-        store.add_check(target.id, result.at, result.status, result.reason, result.http_status,
-                        result.fetcher, result.duration_ms, None, None)
+        _add_check(store, result, None, None)
     return result

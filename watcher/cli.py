@@ -173,6 +173,7 @@ def list_targets(app: App, as_json: bool) -> None:
             "url": target.url, "fetcher": app.config.fetcher_of(target),
             "fetcher_used": state.fetcher_used or (last.fetcher if last else None),
             "versions": state.versions, "last_change_at": _iso(state.last_change_at),
+            "unstable": state.unstable,
             "last_check": {"at": _iso(last.at), "status": last.status, "reason": last.reason}
             if last else None,
         })
@@ -185,8 +186,9 @@ def list_targets(app: App, as_json: bool) -> None:
         last = row["last_check"]
         table.add_row(row["id"], row["service"], row["document"], str(row["versions"]),
                       (last["at"] or "")[:16] if last else "never",
-                      (last["status"] + (f": {last['reason']}" if last["reason"] else ""))
-                      if last else "",
+                      ("UNSTABLE (alerts paused; see history) " if row["unstable"] else "")
+                      + ((last["status"] + (f": {last['reason']}" if last["reason"] else ""))
+                         if last else ""),
                       (row["last_change_at"] or "")[:16])
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 

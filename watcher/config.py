@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated
 
-from watcher.normalize import Selection, check_selector
+from watcher.normalize import DATE_PATTERNS, Selection, check_selector
 from watcher.schedule import Schedule, ScheduleError, parse_schedule, parse_timezone
 
 __all__ = ["Config", "ConfigError", "Route", "Settings", "Target", "load_config", "parse_config"]
@@ -63,6 +63,8 @@ class Settings:
     concurrency: int = 4
     base_url: str | None = None
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    max_shrink: float = 0.5
+    """A check whose text shrank by more than this share since the last version is suspect."""
     lexicon: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Extra significance patterns: topic = [regex, ...] (see watcher/significance.py)."""
 
@@ -108,6 +110,14 @@ class Target:
     language: str | None = None
     notify: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    """Regular expressions removed from clause texts before comparing (e.g. a visit counter)."""
+    ignore_dates: bool = False
+    """Drop dates and "last updated" stamps before comparing."""
+
+    @property
+    def ignored_patterns(self) -> tuple[str, ...]:
+        return self.ignore + (DATE_PATTERNS if self.ignore_dates else ())
 
     @property
     def selection(self) -> Selection:
@@ -246,7 +256,7 @@ def _section(raw: Any, path: tuple[str | int, ...], kind: type, problems: list[P
         if missing:
             problems.extend(missing)
             return None
-    for key in ("select", "remove", "notify", "tags", "urls", "topics", "targets"):
+    for key in ("select", "remove", "notify", "tags", "urls", "topics", "targets", "ignore"):
         if isinstance(data.get(key), str):
             data[key] = [data[key]]
     try:
@@ -315,6 +325,12 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
             parse_schedule(target.schedule)
         except ScheduleError as error:
             problems.append(Problem(at + ("schedule",), str(error)))
+    for pattern in target.ignore:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            problems.append(Problem(at + ("ignore",), f"invalid regular expression {pattern!r}: "
+                                                      f"{error}"))
     for name in target.notify:
         if name not in routes:
             known = ", ".join(routes) or "none defined"

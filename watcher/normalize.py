@@ -19,7 +19,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.models import Clause, ClauseKind
 
-__all__ = ["NormalizeError", "Selection", "clean_text", "html_to_clauses", "check_selector"]
+__all__ = ["NormalizeError", "Selection", "clean_text", "html_to_clauses", "check_selector",
+           "drop_ignored", "DATE_PATTERNS"]
 
 INVISIBLE_TAGS = frozenset({
     "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "embed",
@@ -169,6 +170,35 @@ def _looks_like_banner(node: LexborNode) -> bool:
     """A short block with no section headings: a notice, not a cookie policy's content."""
     return len(node.text(deep=True)) <= MAX_BANNER_CHARS and \
         node.css_first("h1, h2, h3, [role=heading]") is None
+
+
+_MONTHS = (r"(jan(uary|vier)?|feb(ruary)?|f[ée]v(rier)?|mar(ch|s)?|apr(il)?|avr(il)?|may|mai|"
+           r"june?|juin|july?|juil(let)?|aug(ust)?|ao[uû]t|sep(t(ember)?)?|sept(embre)?|"
+           r"oct(ober|obre)?|nov(ember|embre)?|dec(ember)?|d[ée]c(embre)?|januar|februar|"
+           r"m[äa]rz|juni|juli|oktober|dezember)\.?")
+DATE_PATTERNS = (
+    r"\b(last (updated|modified|revised)|effective( date| as of)?|updated( on)?|"
+    r"derni[èe]re mise [àa] jour|mis [àa] jour le|en vigueur( le| au)?|date d'effet|"
+    r"zuletzt aktualisiert|stand|g[üu]ltig ab)\s*:?\s*",
+    rf"\b\d{{1,2}}(st|nd|rd|th|er)?\.?\s+{_MONTHS}\s+\d{{4}}\b",
+    rf"\b{_MONTHS}\s+\d{{1,2}}(st|nd|rd|th)?,?\s+\d{{4}}\b",
+    r"\b\d{4}-\d{2}-\d{2}\b", r"\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b",
+    r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日",
+)
+
+
+def drop_ignored(clauses: list[Clause], patterns: Sequence[str]) -> list[Clause]:
+    """Remove what matches `patterns` from clause texts; clauses left empty disappear."""
+    if not patterns:
+        return clauses
+    ignored = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    kept = []
+    for clause in clauses:
+        text = clean_text(ignored.sub(" ", clause.text))
+        if text:
+            kept.append(Clause(kind=clause.kind, text=text, section=clause.section,
+                               level=clause.level, key=clause.key))
+    return kept
 
 
 class _Walker:

@@ -59,6 +59,7 @@ class TargetState:
     last_change_at: datetime | None
     last_check: StoredCheck | None
     fetcher_used: str | None
+    unstable: bool = False
 
 
 @dataclass(frozen=True)
@@ -339,6 +340,21 @@ class Store:
              for i, c in enumerate(changes or ())])
         return number
 
+    def recent_version_with_sha(self, target_id: str, sha256: str, window: int) -> int | None:
+        """The number of one of the last `window` versions with this text, if any."""
+        row = self.db.execute(
+            "SELECT max(number) FROM versions WHERE target_id = ? AND sha256 = ? AND number > "
+            "(SELECT count(*) FROM versions WHERE target_id = ?) - ?",
+            [target_id, sha256, target_id, window]).fetchone()
+        return row[0]
+
+    def is_unstable(self, target_id: str, window: int = 6, reverts: int = 2) -> bool:
+        """A target whose recent versions keep returning to earlier texts (A/B tests, flaps)."""
+        row = self.db.execute(
+            "SELECT count(revert_of) FROM (SELECT revert_of FROM versions WHERE target_id = ? "
+            "ORDER BY number DESC LIMIT ?)", [target_id, window]).fetchone()
+        return row[0] >= reverts
+
     def version_count(self, target_id: str) -> int:
         return self.db.execute("SELECT count(*) FROM versions WHERE target_id = ?",
                                [target_id]).fetchone()[0]
@@ -434,7 +450,8 @@ class Store:
         return TargetState(id=target_id, versions=count,
                            last_change_at=_parse_time(last) if last else None,
                            last_check=self.last_check(target_id),
-                           fetcher_used=row[0] if row else None)
+                           fetcher_used=row[0] if row else None,
+                           unstable=self.is_unstable(target_id))
 
     # -- daemon ------------------------------------------------------------------------
 
