@@ -18,7 +18,7 @@ _WORD = re.compile(r"(?<![&#\w])[^\W\d_]{4,}(?![\w;])")
 
 
 def noisy(html: str, rng: random.Random) -> str:
-    token = lambda: "%08x" % rng.getrandbits(32)  # noqa: E731 - a tiny local helper
+    token = lambda: f"{rng.getrandbits(32):08x}"  # noqa: E731 - a tiny local helper
     html = _TEXT.sub(lambda m: ">" + _wrap_word(_respace(m.group(1), rng), rng, token) + "<",
                      html)
     html = _TAG.sub(lambda m: f"<{m.group(1)} data-v-{token()}=\"\"" if rng.random() < 0.3
