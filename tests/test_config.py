@@ -114,3 +114,11 @@ def test_validate_command_exits_2_with_the_first_line_clear(project):
     assert result.exit_code == 2
     assert "invalid configuration" in result.output.splitlines()[0]
     assert "targets[0].fetcher" in result.output
+
+
+def test_an_apprise_url_apprise_cannot_use_is_an_error_that_hides_its_secret():
+    text = GOOD.replace("mailtos://${SMTP_USER}:${SMTP_PASS}@mail.example.com?to=dpo@example.com",
+                        "nosuchservice://user:${SMTP_PASS}@mail.example.com")
+    message = problems(text)
+    assert "notify.team.urls: URL 1 is not a URL Apprise can use" in message
+    assert "s3cret" not in message

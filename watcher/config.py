@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated
 
+from watcher.apprise_url import url_problem
 from watcher.normalize import DATE_PATTERNS, Selection, check_selector
 from watcher.schedule import Schedule, ScheduleError, parse_schedule, parse_timezone
 
@@ -224,6 +225,7 @@ def parse_config(source: str, path: Path, environ: dict[str, str] | None = None)
             problems.append(_unknown_key((key,), key, ("settings", "notify", "targets")))
     problems += _duplicate_ids(targets)
     problems += _check_settings(settings)
+    problems += _check_routes(routes)
     if problems:
         raise ConfigError(path, [_with_line(p, source) for p in problems])
     return Config(path=path, settings=settings or Settings(), targets=tuple(targets),
@@ -336,6 +338,19 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
             known = ", ".join(routes) or "none defined"
             problems.append(Problem(at + ("notify",), f"no route named {name!r} "
                                                       f"(routes: {known}); add [notify.{name}]"))
+    return problems
+
+
+def _check_routes(routes: dict[str, Route]) -> list[Problem]:
+    problems = []
+    for name, route in routes.items():
+        for index, url in enumerate(route.urls):
+            why = url_problem(url)
+            if why:
+                problems.append(Problem(("notify", name, "urls"), f"URL {index + 1} {why}"))
+        if not route.urls and not route.config:
+            problems.append(Problem(("notify", name), "has no urls (or config); add "
+                                                      "urls = [\"mailtos://…\"]"))
     return problems
 
 

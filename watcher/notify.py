@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import apprise
 
+from watcher.apprise_url import redact
 from watcher.config import Config, Route, Target
 from watcher.models import Diff
 from watcher.render import changes_as_html, diff_as_markdown, diff_as_text
@@ -24,7 +25,7 @@ from watcher.significance import topic_label
 from watcher.store import Delivery, Store
 
 __all__ = ["Message", "queue_change", "queue_notice", "deliver_pending", "render_change",
-           "routes_for", "send_test", "redact"]
+           "routes_for", "send_test"]
 
 MAX_CHANGES = 12
 MAX_ATTEMPTS = 12
@@ -182,13 +183,6 @@ def _send(url: str, message: Message) -> bool:
     if not sender.add(url):
         return False
     return bool(sender.notify(title=message.title, body=body, body_format=body_format))
-
-
-def redact(url: str) -> str:
-    """A URL safe to show: its scheme and host, never credentials or tokens."""
-    scheme, _, rest = url.partition("://")
-    host = rest.split("?", 1)[0].split("/", 1)[0].rsplit("@", 1)[-1]
-    return f"{scheme}://{host or '…'}/…" if scheme in HTML_SCHEMES else f"{scheme}://…"
 
 
 def send_test(config: Config, route: Route) -> list[str]:

@@ -1,0 +1,53 @@
+"""Apprise URLs: checked at configuration time and redacted before anything is shown or stored.
+
+Apprise URLs carry credentials (SMTP passwords, Slack tokens in the path), so nothing outside
+this module ever prints one as written: `redact` keeps the scheme and a plain host name only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urlsplit
+
+__all__ = ["redact", "redact_text", "url_problem"]
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_PLAIN_HOST = re.compile(r"^(localhost|[0-9.]+|\[[0-9a-fA-F:]+\]|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$")
+
+logging.getLogger("apprise").addHandler(logging.NullHandler())
+logging.getLogger("apprise").propagate = False
+
+
+def redact(url: str) -> str:
+    """`scheme://host:port/…`: the host only when it looks like a host name, never a token."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "(unparseable URL)"
+    scheme = parts.scheme or "?"
+    if not _PLAIN_HOST.match(host) or not ("." in host or host == "localhost"):
+        return f"{scheme}://…"
+    rest = "/…" if (parts.path.strip("/") or parts.query or parts.username) else ""
+    return f"{scheme}://{host}{f':{port}' if port else ''}{rest}"
+
+
+def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """A message with every URL (and every given secret string) redacted."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, redact(secret))
+    return _URL.sub(lambda m: redact(m.group(0)), text)
+
+
+def url_problem(url: str) -> str | None:
+    """Why Apprise cannot use this URL (without revealing it), or None; sends nothing."""
+    if "://" not in url:
+        return f"is not an Apprise URL ({redact(url)}); write e.g. mailto://… or slack://…"
+    import apprise  # imported on use: it costs 0.3 s, and most commands never need it
+
+    if apprise.Apprise.instantiate(url) is None:
+        return (f"is not a URL Apprise can use ({redact(url)}): unknown service or missing "
+                "part; see https://github.com/caronc/apprise/wiki")
+    return None
