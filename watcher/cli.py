@@ -25,6 +25,7 @@ from rich.table import Table
 from watcher.check import open_fetchers, record_fetched, run_checks
 from watcher.config import Config, ConfigError, Target, load_config
 from watcher.diff import diff_clauses
+from watcher.export import ExportError, atom_feed, export_git, export_json
 from watcher.fetch import decode_html
 from watcher.models import CheckResult, Diff, Fetched, Version, render_document
 from watcher.notify import DeliveryReport, deliver_pending, send_test
@@ -341,6 +342,45 @@ def validate(app: App) -> None:
     """Check the configuration file and say what is wrong."""
     config = app.config
     click.echo(f"{config.path}: {len(config.targets)} target(s), {len(config.routes)} route(s): OK")
+
+
+# -- exports -------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("target_id", metavar="ID")
+@click.option("--format", "fmt", type=click.Choice(["git", "json"]), default="json",
+              show_default=True)
+@click.option("--output", type=click.Path(path_type=Path),
+              help="Directory of the git repository (required for --format git).")
+@pass_app
+def export(app: App, target_id: str, fmt: str, output: Path | None) -> None:
+    """Export a target's history: a git repository (one commit per version) or JSON."""
+    target = app.target(target_id)
+    with app.store() as store:
+        if fmt == "json":
+            _echo_json(export_json(store, target))
+            return
+        if output is None:
+            raise UsageError("--format git needs --output DIR (a new, empty directory)")
+        try:
+            count = export_git(store, target, output)
+        except ExportError as error:
+            raise RuntimeFailure(str(error)) from None
+    click.echo(f"{output}: {count} commit(s), one per version of {target_id}")
+
+
+@cli.command()
+@click.argument("ids", nargs=-1)
+@click.option("--output", type=click.Path(path_type=Path), help="Write to a file instead.")
+@pass_app
+def feed(app: App, ids: tuple[str, ...], output: Path | None) -> None:
+    """Print an Atom feed of the changes of targets (default: all)."""
+    with app.store() as store:
+        xml = atom_feed(app.config, store, _select_targets(app, ids))
+    if output:
+        output.write_text(xml, encoding="utf-8")
+    else:
+        click.echo(xml, nl=False)
 
 
 # -- notifications -------------------------------------------------------------------------
