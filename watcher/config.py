@@ -21,7 +21,7 @@ from pydantic.dataclasses import dataclass as validated
 
 from watcher.normalize import Selection, check_selector
 
-__all__ = ["Config", "ConfigError", "Route", "Settings", "Target", "load_config", "parse_config"]
+__all__ = ["BrowserSettings", "Config", "ConfigError", "Route", "Settings", "Source", "Target", "load_config", "parse_config"]
 
 Fetcher = Literal["auto", "http", "browser"]
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -30,6 +30,23 @@ STRICT = ConfigDict(extra="forbid", frozen=True)
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36 policy-watcher/0.1 (+https://github.com/policy-watcher)")
+
+
+@validated(config=STRICT)
+class BrowserSettings:
+    """The `[settings.browser]` table: which Chromium to use and how hard to drive it."""
+
+    executable_path: str | None = None
+    ws_endpoint: str | None = None
+    """A Playwright server (`ws://…`) to connect to instead of launching a browser."""
+    cdp_url: str | None = None
+    """A Chrome DevTools endpoint (`http://…:9222`, browserless-style) instead of launching."""
+    max_pages: int = 2
+    timeout: float = 45.0
+    network_idle_cap: float = 3.0
+    block_third_party: bool = False
+    third_party_timeout: float = 5.0
+    auto_recheck_days: float = 7.0
 
 
 @validated(config=STRICT)
@@ -47,6 +64,7 @@ class Settings:
     max_bytes: int = 20_000_000
     concurrency: int = 4
     base_url: str | None = None
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
 
 
 @validated(config=STRICT)
@@ -57,6 +75,21 @@ class Route:
     urls: tuple[str, ...] = ()
     config: str | None = None
     default: bool = False
+
+
+@validated(config=STRICT)
+class Source:
+    """One page of a document made of several (`sources = [{url = …}, …]`)."""
+
+    url: str
+    select: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    fetcher: Fetcher | None = None
+    wait_for: str | None = None
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(select=self.select, remove=self.remove)
 
 
 @validated(config=STRICT)
@@ -75,6 +108,10 @@ class Target:
     language: str | None = None
     notify: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
+    wait_for: str | None = None
+    delay: float = 0.0
+    screenshot: bool = False
 
     @property
     def selection(self) -> Selection:
@@ -266,8 +303,10 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
     if not SLUG.match(target.id):
         problems.append(Problem(at + ("id",), f"{target.id!r} is not a slug: use lowercase "
                                               "letters, digits, '-', '_' or '.'"))
-    if not re.match(r"^https?://[^/\s]+", target.url):
-        problems.append(Problem(at + ("url",), f"{target.url!r} is not an http(s) URL"))
+    for key, url in [("url", target.url)] + [(f"sources[{i}].url", s.url)
+                                             for i, s in enumerate(target.sources)]:
+        if not re.match(r"^https?://[^/\s]+", url):
+            problems.append(Problem(at + (key,), f"{url!r} is not an http(s) URL"))
     for key in ("select", "remove"):
         for selector in getattr(target, key):
             why = check_selector(selector)
