@@ -246,15 +246,23 @@ def _section(raw: Any, path: tuple[str | int, ...], kind: type, problems: list[P
         if missing:
             problems.extend(missing)
             return None
-    for key in ("select", "remove", "notify", "tags", "urls"):
-        if isinstance(data.get(key), str):
-            data[key] = [data[key]]
+    _listify(data)
+    if isinstance(data.get("sources"), list):
+        data["sources"] = [_listify(dict(s)) if isinstance(s, dict) else s
+                           for s in data["sources"]]
     try:
         return TypeAdapter(kind).validate_python(data)
     except ValidationError as error:
-        problems.extend(Problem(path + tuple(e["loc"][:1]), _explain(e, kind))
-                        for e in error.errors())
+        problems.extend(Problem(path + tuple(e["loc"][:3 if e["loc"][0] == "sources" else 1]),
+                                _explain(e, kind)) for e in error.errors())
         return None
+
+
+def _listify(data: dict) -> dict:
+    for key in ("select", "remove", "notify", "tags", "urls"):
+        if isinstance(data.get(key), str):
+            data[key] = [data[key]]
+    return data
 
 
 def _explain(error: dict, kind: type) -> str:
@@ -307,17 +315,25 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
                                              for i, s in enumerate(target.sources)]:
         if not re.match(r"^https?://[^/\s]+", url):
             problems.append(Problem(at + (key,), f"{url!r} is not an http(s) URL"))
-    for key in ("select", "remove"):
-        for selector in getattr(target, key):
-            why = check_selector(selector)
-            if why:
-                problems.append(Problem(at + (key,), f"invalid CSS selector {selector!r}: {why}"))
+    selectors = [(key, selector) for key in ("select", "remove", "wait_for")
+                 for selector in _selectors(getattr(target, key))]
+    selectors += [(f"sources[{i}].{key}", selector) for i, source in enumerate(target.sources)
+                  for key in ("select", "remove", "wait_for")
+                  for selector in _selectors(getattr(source, key))]
+    for key, selector in selectors:
+        why = check_selector(selector)
+        if why:
+            problems.append(Problem(at + (key,), f"invalid CSS selector {selector!r}: {why}"))
     for name in target.notify:
         if name not in routes:
             known = ", ".join(routes) or "none defined"
             problems.append(Problem(at + ("notify",), f"no route named {name!r} "
                                                       f"(routes: {known}); add [notify.{name}]"))
     return problems
+
+
+def _selectors(value: tuple[str, ...] | str | None) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value or ())
 
 
 def _duplicate_ids(targets: list[Target]) -> list[Problem]:
