@@ -64,6 +64,8 @@ def test_auto_picks_http_for_static_and_browser_for_script_rendered(project, sit
     listed = {row["id"]: row for row in project.json("list")}
     assert listed["static"]["fetcher_used"] == "http"
     assert listed["scripted"]["fetcher_used"] == "browser"
+    table = project.run("list").output
+    assert "auto: http" in table and "auto: browser" in table
     assert project.run("show", "scripted").output == "## Data\n\nWe keep logs for 30 days.\n"
     hits = dict(site.hits)
     assert [r["status"] for r in project.json("check")] == ["unchanged", "unchanged"]

@@ -30,7 +30,10 @@ DEBIAN_CHROMIUM = "/usr/lib/chromium/chromium"
 PATH_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 LAUNCH_ARGS = ("--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic",
-               "--disable-dev-shm-usage", "--mute-audio")
+               "--disable-dev-shm-usage", "--mute-audio", "--in-process-gpu",
+               "--renderer-process-limit=2",
+               "--disable-features=SpareRendererForSitePerProcess,Translate,"
+               "OptimizationHints,MediaRouter,site-per-process")
 BLOCKED_TYPES = frozenset({"image", "media", "font"})
 CLOSE_GRACE = 5.0
 

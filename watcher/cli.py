@@ -169,11 +169,14 @@ def list_targets(app: App, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
         return
-    table = Table("id", "service", "document", "versions", "last check", "status",
+    table = Table("id", "service", "document", "fetcher", "versions", "last check", "status",
                   "last change", box=None)
     for row in rows:
         last = row["last_check"]
-        table.add_row(row["id"], row["service"], row["document"], str(row["versions"]),
+        fetcher = row["fetcher_used"] or row["fetcher"]
+        if row["fetcher"] == "auto" and row["fetcher_used"]:
+            fetcher = f"auto: {row['fetcher_used']}"
+        table.add_row(row["id"], row["service"], row["document"], fetcher, str(row["versions"]),
                       (last["at"] or "")[:16] if last else "never",
                       (last["status"] + (f": {last['reason']}" if last["reason"] else ""))
                       if last else "",
