@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -204,3 +205,29 @@ def test_wrong_executable_path_is_a_clear_failed_check(project, site):
     result = project.run("check", "--json")
     assert result.exit_code == 1
     assert "/nowhere/chrome" in result.output and "executable_path" in result.output
+
+
+def test_remote_browser_over_cdp(project, site, tmp_path):
+    require_browser()
+    from watcher.browser import find_browser
+    remote = subprocess.Popen(
+        [find_browser(BrowserSettings(), None), "--headless=new", "--no-sandbox",
+         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+         f"--user-data-dir={tmp_path / 'profile'}", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "about:blank"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        endpoint = ""
+        while not endpoint:
+            line = remote.stderr.readline()
+            assert line, "the remote browser exited before listening"
+            if "DevTools listening on" in line:
+                endpoint = line.split("on ", 1)[1].strip()
+        url = site.set("/terms", scripted(30))
+        project.write_config(f'[settings.browser]\ncdp_url = "{endpoint}"\n'
+                             + target_toml("t", url, fetcher="browser", select="#terms"))
+        assert project.json("check")[0]["status"] == "new"
+        assert project.run("show", "t").output == "## Retention\n\nWe keep logs for 30 days.\n"
+    finally:
+        remote.kill()
+        remote.wait()
