@@ -231,3 +231,16 @@ def test_remote_browser_over_cdp(project, site, tmp_path):
     finally:
         remote.kill()
         remote.wait()
+
+
+def test_content_loaded_by_a_request_after_load_is_awaited(runner, tmp_path, site):
+    site.set("/api/terms", '{"days": 14}', content_type="application/json", delay=0.5)
+    page = ("<html><body><main id='terms'></main><script>window.addEventListener('load', () =>"
+            " fetch('/api/terms').then(r => r.json()).then(d => { document.getElementById("
+            "'terms').innerHTML = '<p>We keep logs for ' + d.days + ' days.</p>'; }));"
+            "</script></body></html>")
+    url = site.set("/xhr", page)
+    results, store = check(runner, tmp_path, target_toml("t", url, fetcher="browser",
+                                                         select="#terms"))
+    assert results[0].status == "new", results[0].reason
+    assert texts(store, "t") == ["We keep logs for 14 days."]

@@ -36,6 +36,7 @@ LAUNCH_ARGS = ("--disable-background-networking", "--disable-component-update",
                "OptimizationHints,MediaRouter,site-per-process")
 BLOCKED_TYPES = frozenset({"image", "media", "font"})
 CLOSE_GRACE = 5.0
+QUIET_PERIOD = 0.2
 
 
 class BrowserNotFound(Exception):
@@ -183,6 +184,7 @@ class BrowserFetcher:
         options = PageOptions.of(request)
         await context.route("**/*", _Router(request.url, self.settings).handle)
         page = await context.new_page()
+        traffic = _Traffic(page)
         timeout_ms = request.timeout * 1000
         page.set_default_timeout(timeout_ms)
         try:
@@ -200,7 +202,7 @@ class BrowserFetcher:
         if status >= 400:
             return Fetched(url=request.url, final_url=page.url, status=status,
                            error=f"HTTP {status} {response.status_text}".strip())
-        waited = await _wait(page, options, self.settings.network_idle_cap)
+        waited = await _wait(page, traffic, options, self.settings.network_idle_cap)
         if waited is not None:
             return Fetched(url=request.url, final_url=page.url, status=status, error=waited)
         html = await page.content()
@@ -210,7 +212,34 @@ class BrowserFetcher:
                        screenshot=shot)
 
 
-async def _wait(page: Page, options: PageOptions, idle_cap: float) -> str | None:
+class _Traffic:
+    """The page's requests in flight, for a network-idle wait shorter than Playwright's 500 ms."""
+
+    def __init__(self, page: Page):
+        self.inflight = 0
+        self.changed = time.monotonic()
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+
+    def _started(self, _request: object) -> None:
+        self.inflight += 1
+        self.changed = time.monotonic()
+
+    def _ended(self, _request: object) -> None:
+        self.inflight = max(0, self.inflight - 1)
+        self.changed = time.monotonic()
+
+    async def idle(self, quiet: float, cap: float) -> None:
+        deadline = time.monotonic() + cap
+        while time.monotonic() < deadline:
+            if self.inflight == 0 and time.monotonic() - self.changed >= quiet:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _wait(page: Page, traffic: _Traffic, options: PageOptions,
+                idle_cap: float) -> str | None:
     """Per-target waits; an error message when the awaited selector never appears."""
     if options.wait_for:
         try:
@@ -218,8 +247,7 @@ async def _wait(page: Page, options: PageOptions, idle_cap: float) -> str | None
         except PlaywrightTimeout:
             return f"wait_for selector {options.wait_for!r} did not appear on the page"
     if idle_cap > 0:
-        with contextlib.suppress(PlaywrightTimeout):
-            await page.wait_for_load_state("networkidle", timeout=idle_cap * 1000)
+        await traffic.idle(QUIET_PERIOD, idle_cap)
     if options.delay:
         await asyncio.sleep(options.delay)
     return None
