@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import target_toml
+from tests.conftest import require_browser, target_toml
 
 
 def make_pdf(lines: list[str]) -> bytes:
@@ -84,3 +84,12 @@ def test_pdf_without_text_is_a_failed_check_that_says_so(project, site):
     assert row["status"] == "failed"
     assert "no extractable text" in row["reason"]
     assert project.json("history", "scan") == []
+
+
+def test_auto_reads_a_pdf_the_same_both_ways_and_settles_on_http(project, site):
+    require_browser()
+    url = site.set("/dpa.pdf", make_pdf(DPA), content_type="application/pdf")
+    project.write_config(target_toml("dpa", url, document="DPA", fetcher="auto"))
+    assert project.json("check")[0]["status"] == "new"
+    assert project.json("list")[0]["fetcher_used"] == "http"
+    assert "### 3.4.2. Notice of new sub-processors" in project.run("show", "dpa").output

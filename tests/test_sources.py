@@ -82,3 +82,18 @@ def test_auto_switches_to_the_browser_when_http_sees_a_script_shell(project, sit
     assert project.json("check")[0]["status"] == "unchanged"
     assert project.json("list")[0]["fetcher_used"] == "browser"
     assert len(project.json("history", "t")) == 1
+
+
+def test_auto_decides_again_after_the_target_configuration_changes(project, site):
+    require_browser()
+    url = site.set("/terms", STATIC)
+    project.write_config(auto_toml("t", url))
+    project.json("check")
+    before = site.hits["/terms"]
+    project.json("check")
+    assert site.hits["/terms"] == before + 1, "decided: HTTP only"
+    project.write_config(auto_toml("t", url) + 'select = "main"\n')
+    before = site.hits["/terms"]
+    assert project.json("check")[0]["status"] == "unchanged"
+    assert site.hits["/terms"] == before + 2, "configuration changed: fetched both ways again"
+    assert project.json("list")[0]["fetcher_used"] == "http"

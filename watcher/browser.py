@@ -202,6 +202,8 @@ class BrowserFetcher:
         if status >= 400:
             return Fetched(url=request.url, final_url=page.url, status=status,
                            error=f"HTTP {status} {response.status_text}".strip())
+        if _mime(response.headers) == "application/pdf":
+            return await _download(context, request)
         waited = await _wait(page, traffic, options, self.settings.network_idle_cap)
         if waited is not None:
             return Fetched(url=request.url, final_url=page.url, status=status, error=waited)
@@ -254,10 +256,10 @@ async def _wait(page: Page, traffic: _Traffic, options: PageOptions,
 
 
 async def _download(context: BrowserContext, request: FetchRequest) -> Fetched:
-    """A document the browser downloads instead of showing (a PDF): read it directly."""
+    """A document the browser would show in a viewer or download (a PDF): read its bytes."""
     response = await context.request.get(request.url, timeout=request.timeout * 1000)
     body = await response.body()
-    mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    mime = _mime(response.headers)
     error = f"HTTP {response.status} {response.status_text}".strip() \
         if response.status >= 400 else None
     return Fetched(url=request.url, final_url=response.url, status=response.status,
@@ -293,6 +295,10 @@ class _Router:
             await route.abort("timedout")
             return
         await route.fulfill(response=response)
+
+
+def _mime(headers: dict[str, str]) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _playwright_chromium(playwright: Playwright) -> str | None:
