@@ -160,3 +160,44 @@ def corpus_dir(slug: str) -> Path:
             pytest.fail(f"corpus not found at {path} (set WATCHER_CORPUS)")
         pytest.skip(f"corpus not found at {path}")
     return path
+
+
+def require_browser() -> None:
+    """A Chromium for the browser tests; missing fails in CI and skips elsewhere."""
+    from watcher.browser import BrowserNotFound, find_browser
+    from watcher.config import BrowserSettings
+    try:
+        find_browser(BrowserSettings(), None)
+    except BrowserNotFound as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests need a Chromium in CI: {error}")
+        pytest.skip(str(error))
+
+
+class Silent:
+    """A loopback port that accepts connections and never answers (a hung third party)."""
+
+    def __init__(self) -> None:
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.held: list = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()

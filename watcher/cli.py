@@ -181,11 +181,14 @@ def list_targets(app: App, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
         return
-    table = Table("id", "service", "document", "versions", "last check", "status",
+    table = Table("id", "service", "document", "fetcher", "versions", "last check", "status",
                   "last change", box=None)
     for row in rows:
         last = row["last_check"]
-        table.add_row(row["id"], row["service"], row["document"], str(row["versions"]),
+        fetcher = row["fetcher_used"] or row["fetcher"]
+        if row["fetcher"] == "auto" and row["fetcher_used"]:
+            fetcher = f"auto: {row['fetcher_used']}"
+        table.add_row(row["id"], row["service"], row["document"], fetcher, str(row["versions"]),
                       (last["at"] or "")[:16] if last else "never",
                       ("UNSTABLE (alerts paused; see history) " if row["unstable"] else "")
                       + ((last["status"] + (f": {last['reason']}" if last["reason"] else ""))
@@ -277,16 +280,30 @@ def load_diff(store: Store, target_id: str, from_number: int | None,
 @cli.command()
 @click.argument("target_id", metavar="ID")
 @click.option("--version", "number", type=int, help="Version number (default: the latest).")
+@click.option("--screenshot", "screenshot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the version's screenshot (PNG) to this file instead.")
 @pass_app
-def show(app: App, target_id: str, number: int | None) -> None:
+def show(app: App, target_id: str, number: int | None, screenshot_path: Path | None) -> None:
     """Print the normalized document of a version."""
     app.target(target_id)
     with app.store() as store:
         version = store.version(target_id, number)
+        shot = store.screenshot(target_id, number) if screenshot_path and version else None
     if version is None:
         raise RuntimeFailure(f"{target_id} has no version {number or ''}".rstrip()
                              + f" (see: watcher history {target_id})")
+    if screenshot_path:
+        _write_screenshot(target_id, version.number, shot, screenshot_path)
+        return
     click.echo(render_document(version.clauses), nl=False)
+
+
+def _write_screenshot(target_id: str, number: int, shot: bytes | None, path: Path) -> None:
+    if shot is None:
+        raise RuntimeFailure(f"{target_id} version {number} has no screenshot (set "
+                             "screenshot = true and fetcher = \"browser\" on the target)")
+    path.write_bytes(shot)
+    click.echo(f"{path}: screenshot of {target_id} version {number} ({len(shot):,} bytes)")
 
 
 # -- ingest / validate ---------------------------------------------------------------------

@@ -23,7 +23,8 @@ from watcher.apprise_url import url_problem
 from watcher.normalize import DATE_PATTERNS, Selection, check_selector
 from watcher.schedule import Schedule, ScheduleError, parse_schedule, parse_timezone
 
-__all__ = ["Config", "ConfigError", "Route", "Settings", "Target", "load_config", "parse_config"]
+__all__ = ["BrowserSettings", "Config", "ConfigError", "Route", "Settings", "Source", "Target",
+           "load_config", "parse_config"]
 
 Fetcher = Literal["auto", "http", "browser"]
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -49,6 +50,23 @@ class DaemonSettings:
 
 
 @validated(config=STRICT)
+class BrowserSettings:
+    """The `[settings.browser]` table: which Chromium to use and how hard to drive it."""
+
+    executable_path: str | None = None
+    ws_endpoint: str | None = None
+    """A Playwright server (`ws://…`) to connect to instead of launching a browser."""
+    cdp_url: str | None = None
+    """A Chrome DevTools endpoint (`http://…:9222`, browserless-style) instead of launching."""
+    max_pages: int = 2
+    timeout: float = 45.0
+    network_idle_cap: float = 3.0
+    block_third_party: bool = False
+    third_party_timeout: float = 5.0
+    auto_recheck_days: float = 7.0
+
+
+@validated(config=STRICT)
 class Settings:
     """The `[settings]` table: where the database lives and the defaults of every target."""
 
@@ -68,6 +86,7 @@ class Settings:
     """A check whose text shrank by more than this share since the last version is suspect."""
     lexicon: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Extra significance patterns: topic = [regex, ...] (see watcher/significance.py)."""
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
 
 
 @validated(config=STRICT)
@@ -96,6 +115,21 @@ class Route:
 
 
 @validated(config=STRICT)
+class Source:
+    """One page of a document made of several (`sources = [{url = …}, …]`)."""
+
+    url: str
+    select: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    fetcher: Fetcher | None = None
+    wait_for: str | None = None
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(select=self.select, remove=self.remove)
+
+
+@validated(config=STRICT)
 class Target:
     """One `[[targets]]` entry: a document of a service, and how to read it."""
 
@@ -111,6 +145,10 @@ class Target:
     language: str | None = None
     notify: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
+    wait_for: str | None = None
+    delay: float = 0.0
+    screenshot: bool = False
     ignore: tuple[str, ...] = ()
     """Regular expressions removed from clause texts before comparing (e.g. a visit counter)."""
     ignore_dates: bool = False
@@ -261,12 +299,23 @@ def _section(raw: Any, path: tuple[str | int, ...], kind: type, problems: list[P
     for key in ("select", "remove", "notify", "tags", "urls", "topics", "targets", "ignore"):
         if isinstance(data.get(key), str):
             data[key] = [data[key]]
+    _listify(data)
+    if isinstance(data.get("sources"), list):
+        data["sources"] = [_listify(dict(s)) if isinstance(s, dict) else s
+                           for s in data["sources"]]
     try:
         return TypeAdapter(kind).validate_python(data)
     except ValidationError as error:
-        problems.extend(Problem(path + tuple(e["loc"][:1]), _explain(e, kind))
-                        for e in error.errors())
+        problems.extend(Problem(path + tuple(e["loc"][:3 if e["loc"][0] == "sources" else 1]),
+                                _explain(e, kind)) for e in error.errors())
         return None
+
+
+def _listify(data: dict) -> dict:
+    for key in ("select", "remove", "notify", "tags", "urls"):
+        if isinstance(data.get(key), str):
+            data[key] = [data[key]]
+    return data
 
 
 def _explain(error: dict, kind: type) -> str:
@@ -333,6 +382,19 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
         except re.error as error:
             problems.append(Problem(at + ("ignore",), f"invalid regular expression {pattern!r}: "
                                                       f"{error}"))
+    for key, url in [("url", target.url)] + [(f"sources[{i}].url", s.url)
+                                             for i, s in enumerate(target.sources)]:
+        if not re.match(r"^https?://[^/\s]+", url):
+            problems.append(Problem(at + (key,), f"{url!r} is not an http(s) URL"))
+    selectors = [(key, selector) for key in ("select", "remove", "wait_for")
+                 for selector in _selectors(getattr(target, key))]
+    selectors += [(f"sources[{i}].{key}", selector) for i, source in enumerate(target.sources)
+                  for key in ("select", "remove", "wait_for")
+                  for selector in _selectors(getattr(source, key))]
+    for key, selector in selectors:
+        why = check_selector(selector)
+        if why:
+            problems.append(Problem(at + (key,), f"invalid CSS selector {selector!r}: {why}"))
     for name in target.notify:
         if name not in routes:
             known = ", ".join(routes) or "none defined"
@@ -364,6 +426,8 @@ def _check_settings(settings: Settings | None) -> list[Problem]:
         except ScheduleError as error:
             problems.append(Problem(("settings", key), str(error)))
     return problems
+def _selectors(value: tuple[str, ...] | str | None) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value or ())
 
 
 def _duplicate_ids(targets: list[Target]) -> list[Problem]:

@@ -64,6 +64,8 @@ class Fetched:
     error: str | None = None
     fetcher: str = "http"
     duration_ms: int = 0
+    screenshot: bytes = field(default=b"", repr=False)
+    """A full-page PNG taken by the browser when the target asks for one."""
 
     @property
     def ok(self) -> bool:

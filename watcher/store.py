@@ -29,7 +29,8 @@ from watcher.models import (
     Version,
 )
 
-__all__ = ["Delivery", "Store", "StoredCheck", "TargetState", "SCHEMA_VERSION", "StoreError"]
+__all__ = ["Delivery", "FetcherDecision", "Store", "StoredCheck", "TargetState", "SCHEMA_VERSION",
+           "StoreError"]
 
 
 class StoreError(Exception):
@@ -77,6 +78,15 @@ class Delivery:
     attempts: int
     delivered_urls: tuple[int, ...]
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class FetcherDecision:
+    """Which fetcher `auto` chose for a target, for which configuration, and when."""
+
+    fetcher: str
+    config_key: str
+    at: datetime
 
 
 def _migration_1(db: Database) -> None:
@@ -190,7 +200,17 @@ def _migration_outbox(db: Database) -> None:
     """)
 
 
-MIGRATIONS = [_migration_1, _migration_daemon, _migration_outbox]
+
+def _migration_fetching(db: Database) -> None:
+    """Issue 3: the `auto` fetcher's persisted decision, and screenshots kept as evidence."""
+    db.executescript("""
+    ALTER TABLE targets ADD COLUMN fetcher_config TEXT;
+    ALTER TABLE targets ADD COLUMN fetcher_decided_at TEXT;
+    ALTER TABLE snapshots ADD COLUMN screenshot BLOB;
+    """)
+
+
+MIGRATIONS = [_migration_1, _migration_daemon, _migration_outbox, _migration_fetching]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -272,6 +292,20 @@ class Store:
     def set_fetcher_used(self, target_id: str, fetcher: str) -> None:
         self.db.execute("UPDATE targets SET fetcher_used = ? WHERE id = ?", [fetcher, target_id])
 
+    def fetcher_decision(self, target_id: str) -> FetcherDecision | None:
+        """The `auto` fetcher's last decision for a target, if one was made."""
+        row = self.db.execute("SELECT fetcher_used, fetcher_config, fetcher_decided_at FROM "
+                              "targets WHERE id = ?", [target_id]).fetchone()
+        if row is None or row[1] is None or row[2] is None:
+            return None
+        return FetcherDecision(fetcher=row[0], config_key=row[1], at=_parse_time(row[2]))
+
+    def set_fetcher_decision(self, target_id: str, fetcher: str, config_key: str,
+                             at: datetime) -> None:
+        self.db.execute("UPDATE targets SET fetcher_used = ?, fetcher_config = ?, "
+                        "fetcher_decided_at = ? WHERE id = ?",
+                        [fetcher, config_key, _iso(at), target_id])
+
     def target_ids(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT id FROM targets ORDER BY id")]
 
@@ -284,7 +318,19 @@ class Store:
             "first_seen_at) VALUES (?, ?, ?, ?, ?, ?)",
             [sha, fetched.final_url or fetched.url, fetched.content_type, len(fetched.content),
              zlib.compress(fetched.content, 6), _iso(at)])
+        if fetched.screenshot:
+            self.db.execute("UPDATE snapshots SET screenshot = ? WHERE sha256 = ?",
+                            [zlib.compress(fetched.screenshot, 9), sha])
         return sha
+
+    def screenshot(self, target_id: str, number: int | None = None) -> bytes | None:
+        """The screenshot kept with a version's snapshot (default: the latest version)."""
+        row = self._version_row(target_id, number)
+        if row is None or row["snapshot_sha256"] is None:
+            return None
+        found = self.db.execute("SELECT screenshot FROM snapshots WHERE sha256 = ?",
+                                [row["snapshot_sha256"]]).fetchone()
+        return zlib.decompress(found[0]) if found and found[0] else None
 
     def snapshot(self, sha256: str) -> bytes | None:
         row = self.db.execute("SELECT compressed FROM snapshots WHERE sha256 = ?",

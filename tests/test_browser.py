@@ -1,0 +1,246 @@
+"""The browser fetcher against a local site with a real Chromium (one browser per module)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Silent, require_browser, target_toml
+from watcher.browser import BrowserFetcher
+from watcher.check import run_checks
+from watcher.config import BrowserSettings, parse_config
+from watcher.fetch import HttpFetcher
+from watcher.store import Store
+
+pytestmark = pytest.mark.browser
+
+SETTINGS = """[settings]
+concurrency = 4
+[settings.browser]
+timeout = 4
+network_idle_cap = 1
+third_party_timeout = 1
+max_pages = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def runner():
+    require_browser()
+    with asyncio.Runner() as loop:
+        fetchers = {"http": HttpFetcher(),
+                    "browser": BrowserFetcher(BrowserSettings(max_pages=4, third_party_timeout=1,
+                                                              network_idle_cap=1))}
+        yield loop, fetchers
+        loop.run(fetchers["browser"].aclose())
+        loop.run(fetchers["http"].aclose())
+
+
+def check(runner, tmp_path: Path, toml: str) -> tuple[list, Store]:
+    loop, fetchers = runner
+    config = parse_config(SETTINGS + toml, tmp_path / "targets.toml")
+    store = Store(tmp_path / "watcher.db")
+    return loop.run(run_checks(config, store, config.targets, fetchers)), store
+
+
+def texts(store: Store, target_id: str) -> list[str]:
+    return [clause.text for clause in store.version(target_id).clauses]
+
+
+BUILD = ("document.getElementById('terms').innerHTML = "
+         "'<h2>Retention</h2><p>We keep logs for {days} days.</p>';")
+
+
+def scripted(days: int, after_ms: int | None = None) -> str:
+    """A page whose content exists only once its script ran (at load, or ms later)."""
+    build = BUILD.format(days=days)
+    run = f"setTimeout(() => {{ {build} }}, {after_ms});" if after_ms is not None else build
+    return f'<html><body><main id="terms"></main><script>{run}</script></body></html>'
+
+
+def test_content_built_by_script_after_load(runner, tmp_path, site):
+    url = site.set("/terms", scripted(30))
+    results, store = check(runner, tmp_path, target_toml("t", url, fetcher="browser",
+                                                         select="#terms"))
+    assert results[0].status == "new", results[0].reason
+    assert texts(store, "t") == ["Retention", "We keep logs for 30 days."]
+
+
+def test_content_built_after_a_delay_with_wait_for_and_with_delay(runner, tmp_path, site):
+    late = site.set("/late", scripted(60, after_ms=1500))
+    later = site.set("/later", scripted(90, after_ms=600))
+    results, store = check(runner, tmp_path,
+                           target_toml("waits", late, fetcher="browser", wait_for="#terms p")
+                           + target_toml("sleeps", later, fetcher="browser", delay=1.2))
+    assert [r.status for r in results] == ["new", "new"], [r.reason for r in results]
+    assert "We keep logs for 60 days." in texts(store, "waits")
+    assert "We keep logs for 90 days." in texts(store, "sleeps")
+
+
+def test_third_party_script_that_never_answers_does_not_hang_the_page(runner, tmp_path, site):
+    silent = Silent()
+    try:
+        page = (f'<html><head><script src="{silent.base}/tracker.js"></script></head>'
+                '<body><main><h2>Terms</h2><p>Be nice.</p></main></body></html>')
+        url = site.set("/with-tracker", page)
+        started = time.monotonic()
+        results, store = check(runner, tmp_path, target_toml("t", url, fetcher="browser"))
+        assert results[0].status == "new", results[0].reason
+        assert time.monotonic() - started < 4
+        assert texts(store, "t") == ["Terms", "Be nice."]
+    finally:
+        silent.close()
+
+
+def test_blocking_third_party_hosts(tmp_path, site):
+    require_browser()
+    silent = Silent()
+    page = (f'<html><head><script src="{silent.base}/app.js"></script></head>'
+            '<body><main><p>Static part.</p></main></body></html>')
+    url = site.set("/p", page)
+
+    async def fetch():
+        fetcher = BrowserFetcher(BrowserSettings(block_third_party=True, network_idle_cap=0))
+        try:
+            from watcher.fetch import FetchRequest
+            return await fetcher.fetch(FetchRequest(url=url, timeout=5))
+        finally:
+            await fetcher.aclose()
+
+    try:
+        fetched = asyncio.run(fetch())
+    finally:
+        silent.close()
+    assert fetched.ok, fetched.error
+    assert fetched.duration_ms < 3000
+    assert "Static part." in fetched.text
+
+
+def test_page_that_never_finishes_loading_fails_and_the_next_target_is_checked(
+        runner, tmp_path, site):
+    slow = site.set("/slow", "<html><body><p>late</p></body></html>", delay=20)
+    fine = site.set("/fine", "<main><p>Fine.</p></main>")
+    results, store = check(runner, tmp_path, target_toml("slow", slow, fetcher="browser")
+                           + target_toml("fine", fine, fetcher="browser"))
+    assert results[0].status == "failed"
+    assert "timed out after 4s" in results[0].reason
+    assert results[1].status == "new"
+    assert store.version("slow") is None
+
+
+def _chromium_pids() -> list[int]:
+    """Chromium processes descending from this test process."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]),
+                                            (entry / "comm").read_text().strip())
+            except (OSError, IndexError, ValueError):
+                continue
+    mine, found = os.getpid(), []
+    for pid, (_, comm) in parents.items():
+        ancestor = pid
+        while ancestor in parents and ancestor != mine:
+            ancestor = parents[ancestor][0]
+        if ancestor == mine and "chrom" in comm:
+            found.append(pid)
+    return found
+
+
+def test_browser_killed_between_two_checks(runner, tmp_path, site):
+    url = site.set("/terms", scripted(30))
+    toml = target_toml("t", url, fetcher="browser", select="#terms")
+    first, _ = check(runner, tmp_path, toml)
+    assert first[0].status == "new"
+    pids = _chromium_pids()
+    assert pids, "no Chromium process found"
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    site.set("/terms", scripted(45))
+    second, store = check(runner, tmp_path, toml)
+    assert second[0].status == "changed", second[0].reason
+    assert "We keep logs for 45 days." in texts(store, "t")
+
+
+def test_four_targets_fetched_concurrently(runner, tmp_path, site):
+    toml = ""
+    for n in range(4):
+        url = site.set(f"/doc{n}", f"<main><h2>Doc {n}</h2><p>Clause {n}.</p></main>", delay=1.5)
+        toml += target_toml(f"doc{n}", url, fetcher="browser")
+    started = time.monotonic()
+    results, store = check(runner, tmp_path, toml)
+    elapsed = time.monotonic() - started
+    assert [r.status for r in results] == ["new"] * 4, [r.reason for r in results]
+    assert [texts(store, f"doc{n}") for n in range(4)] == [[f"Doc {n}", f"Clause {n}."]
+                                                          for n in range(4)]
+    assert elapsed < 5.5, f"4 pages with 1.5 s server delay took {elapsed:.1f}s: not concurrent"
+
+
+def test_screenshot_is_kept_with_the_version(project, site):
+    require_browser()
+    url = site.set("/terms", "<main><h2>Terms</h2><p>Be nice.</p></main>")
+    project.write_config(target_toml("t", url, fetcher="browser", screenshot=True))
+    assert project.json("check")[0]["status"] == "new"
+    out = project.root / "shot.png"
+    result = project.run("show", "t", "--screenshot", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_wrong_executable_path_is_a_clear_failed_check(project, site):
+    url = site.set("/terms", "<main><p>x</p></main>")
+    project.write_config('[settings.browser]\nexecutable_path = "/nowhere/chrome"\n'
+                         + target_toml("t", url, fetcher="browser"))
+    result = project.run("check", "--json")
+    assert result.exit_code == 1
+    assert "/nowhere/chrome" in result.output and "executable_path" in result.output
+
+
+def test_remote_browser_over_cdp(project, site, tmp_path):
+    require_browser()
+    from watcher.browser import find_browser
+    remote = subprocess.Popen(
+        [find_browser(BrowserSettings(), None), "--headless=new", "--no-sandbox",
+         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+         f"--user-data-dir={tmp_path / 'profile'}", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "about:blank"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        endpoint = ""
+        while not endpoint:
+            line = remote.stderr.readline()
+            assert line, "the remote browser exited before listening"
+            if "DevTools listening on" in line:
+                endpoint = line.split("on ", 1)[1].strip()
+        url = site.set("/terms", scripted(30))
+        project.write_config(f'[settings.browser]\ncdp_url = "{endpoint}"\n'
+                             + target_toml("t", url, fetcher="browser", select="#terms"))
+        assert project.json("check")[0]["status"] == "new"
+        assert project.run("show", "t").output == "## Retention\n\nWe keep logs for 30 days.\n"
+    finally:
+        remote.kill()
+        remote.wait()
+
+
+def test_content_loaded_by_a_request_after_load_is_awaited(runner, tmp_path, site):
+    site.set("/api/terms", '{"days": 14}', content_type="application/json", delay=0.5)
+    page = ("<html><body><main id='terms'></main><script>window.addEventListener('load', () =>"
+            " fetch('/api/terms').then(r => r.json()).then(d => { document.getElementById("
+            "'terms').innerHTML = '<p>We keep logs for ' + d.days + ' days.</p>'; }));"
+            "</script></body></html>")
+    url = site.set("/xhr", page)
+    results, store = check(runner, tmp_path, target_toml("t", url, fetcher="browser",
+                                                         select="#terms"))
+    assert results[0].status == "new", results[0].reason
+    assert texts(store, "t") == ["We keep logs for 14 days."]

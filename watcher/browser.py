@@ -1,0 +1,312 @@
+"""The browser fetcher: pages rendered by a real Chromium, driven by Playwright (async API).
+
+This module owns the browser's life: finding or connecting to one, one long-lived Chromium
+per process, a fresh context per fetch, a bounded number of open pages, per-target waits, a
+hard timeout per fetch, request blocking, and relaunching after a crash or a hang. Like every
+fetcher it never raises for a page problem: the error becomes `Fetched.error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route, async_playwright
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from watcher.config import BrowserSettings
+from watcher.fetch import FetchRequest, accept_language
+from watcher.models import Fetched
+
+__all__ = ["BrowserFetcher", "BrowserNotFound", "LAUNCH_ARGS", "find_browser", "PageOptions"]
+
+DEBIAN_CHROMIUM = "/usr/lib/chromium/chromium"
+PATH_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+LAUNCH_ARGS = ("--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic",
+               "--disable-dev-shm-usage", "--mute-audio", "--in-process-gpu",
+               "--renderer-process-limit=2",
+               "--disable-features=SpareRendererForSitePerProcess,Translate,"
+               "OptimizationHints,MediaRouter,site-per-process")
+BLOCKED_TYPES = frozenset({"image", "media", "font"})
+CLOSE_GRACE = 5.0
+QUIET_PERIOD = 0.2
+
+
+class BrowserNotFound(Exception):
+    """No Chromium to launch: the message names every place looked at."""
+
+
+@dataclass(frozen=True)
+class PageOptions:
+    """The per-target waits and extras a FetchRequest carries in `extra`."""
+
+    wait_for: str | None = None
+    delay: float = 0.0
+    screenshot: bool = False
+
+    @classmethod
+    def of(cls, request: FetchRequest) -> PageOptions:
+        extra = dict(request.extra)
+        return cls(wait_for=extra.get("wait_for") or None, delay=float(extra.get("delay", 0)),
+                   screenshot=extra.get("screenshot") == "1")
+
+
+def find_browser(settings: BrowserSettings, playwright_path: str | None) -> str:
+    """settings.browser.executable_path, else a Chromium/Chrome on PATH, else Playwright's."""
+    if settings.executable_path:
+        if Path(settings.executable_path).is_file():
+            return settings.executable_path
+        raise BrowserNotFound(f"settings.browser.executable_path {settings.executable_path!r} "
+                              "does not exist; fix the path or remove it")
+    if Path(DEBIAN_CHROMIUM).is_file():
+        return DEBIAN_CHROMIUM
+    for name in PATH_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    if playwright_path and Path(playwright_path).is_file():
+        return playwright_path
+    raise BrowserNotFound(
+        "no browser found for the browser fetcher: (1) settings.browser.executable_path is not "
+        f"set, (2) no {'/'.join(PATH_NAMES)} on PATH nor {DEBIAN_CHROMIUM}, (3) Playwright's own "
+        "Chromium is not installed. Install one (Debian: apt-get install chromium), or set "
+        "settings.browser.ws_endpoint / cdp_url to use a remote browser")
+
+
+class BrowserFetcher:
+    """One long-lived Chromium (launched or remote) shared by every fetch of the process."""
+
+    name = "browser"
+
+    def __init__(self, settings: BrowserSettings | None = None):
+        self.settings = settings or BrowserSettings()
+        self._pages = asyncio.Semaphore(max(1, self.settings.max_pages))
+        self._lock = asyncio.Lock()
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self.launches = 0
+
+    async def aclose(self) -> None:
+        await self._drop_browser()
+        if self._playwright is not None:
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                await asyncio.wait_for(self._playwright.stop(), CLOSE_GRACE)
+            self._playwright = None
+
+    async def browser(self) -> Browser:
+        """The shared browser, (re)started when it is gone."""
+        async with self._lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            await self._drop_browser()
+            if self._playwright is None:
+                self._playwright = await async_playwright().start()
+            self._browser = await self._start(self._playwright)
+            self.launches += 1
+            return self._browser
+
+    async def _start(self, playwright: Playwright) -> Browser:
+        chromium = playwright.chromium
+        if self.settings.ws_endpoint:
+            return await chromium.connect(self.settings.ws_endpoint,
+                                          timeout=self.settings.timeout * 1000)
+        if self.settings.cdp_url:
+            return await chromium.connect_over_cdp(self.settings.cdp_url,
+                                                   timeout=self.settings.timeout * 1000)
+        executable = find_browser(self.settings, _playwright_chromium(playwright))
+        return await chromium.launch(executable_path=executable, headless=True,
+                                     args=list(LAUNCH_ARGS), timeout=self.settings.timeout * 1000)
+
+    async def _drop_browser(self) -> None:
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                await asyncio.wait_for(browser.close(), CLOSE_GRACE)
+
+    async def fetch(self, request: FetchRequest) -> Fetched:
+        started = time.monotonic()
+        async with self._pages:
+            result = await self._fetch_with_retry(request)
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Fetched(**{**result.__dict__, "duration_ms": elapsed, "fetcher": self.name})
+
+    async def _fetch_with_retry(self, request: FetchRequest) -> Fetched:
+        """A crashed browser is relaunched and the fetch tried once more."""
+        for attempt in (1, 2):
+            try:
+                browser = await self.browser()
+            except BrowserNotFound as error:
+                return Fetched(url=request.url, error=str(error))
+            except PlaywrightError as error:
+                return Fetched(url=request.url, error=f"browser did not start: {_first(error)}")
+            try:
+                return await self._fetch_in(browser, request)
+            except PlaywrightError as error:
+                crashed = not browser.is_connected() or "closed" in str(error).lower()
+                if not crashed or attempt == 2:
+                    return Fetched(url=request.url, error=f"browser error: {_first(error)}")
+                await self._drop_browser()
+        raise AssertionError("unreachable")
+
+    async def _fetch_in(self, browser: Browser, request: FetchRequest) -> Fetched:
+        hard_limit = request.timeout + self.settings.network_idle_cap + \
+            PageOptions.of(request).delay + CLOSE_GRACE
+        context = await browser.new_context(
+            user_agent=request.user_agent or None, service_workers="block",
+            locale=request.language, java_script_enabled=True,
+            extra_http_headers={"Accept-Language": accept_language(request.language),
+                                **dict(request.headers)})
+        try:
+            async with asyncio.timeout(hard_limit):
+                return await self._load(context, request)
+        except TimeoutError:
+            return Fetched(url=request.url, error=f"timed out after {request.timeout:g}s "
+                                                  "(the page never finished loading)")
+        finally:
+            await self._close_context(context)
+
+    async def _close_context(self, context: BrowserContext) -> None:
+        try:
+            await asyncio.wait_for(context.close(), CLOSE_GRACE)
+        except TimeoutError:
+            await self._drop_browser()
+        except PlaywrightError:
+            pass
+
+    async def _load(self, context: BrowserContext, request: FetchRequest) -> Fetched:
+        options = PageOptions.of(request)
+        await context.route("**/*", _Router(request.url, self.settings).handle)
+        page = await context.new_page()
+        traffic = _Traffic(page)
+        timeout_ms = request.timeout * 1000
+        page.set_default_timeout(timeout_ms)
+        try:
+            response = await page.goto(request.url, wait_until="load", timeout=timeout_ms)
+        except PlaywrightTimeout:
+            return Fetched(url=request.url, error=f"timed out after {request.timeout:g}s "
+                                                  "(the page never finished loading)")
+        except PlaywrightError as error:
+            if "Download is starting" in str(error):
+                return await _download(context, request)
+            raise
+        if response is None:
+            return Fetched(url=request.url, error="the browser got no response")
+        status = response.status
+        if status >= 400:
+            return Fetched(url=request.url, final_url=page.url, status=status,
+                           error=f"HTTP {status} {response.status_text}".strip())
+        if _mime(response.headers) == "application/pdf":
+            return await _download(context, request)
+        waited = await _wait(page, traffic, options, self.settings.network_idle_cap)
+        if waited is not None:
+            return Fetched(url=request.url, final_url=page.url, status=status, error=waited)
+        html = await page.content()
+        shot = await page.screenshot(full_page=True, type="png") if options.screenshot else b""
+        return Fetched(url=request.url, final_url=page.url, status=status,
+                       content=html.encode("utf-8"), content_type="text/html", text=html,
+                       screenshot=shot)
+
+
+class _Traffic:
+    """The page's requests in flight, for a network-idle wait shorter than Playwright's 500 ms."""
+
+    def __init__(self, page: Page):
+        self.inflight = 0
+        self.changed = time.monotonic()
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+
+    def _started(self, _request: object) -> None:
+        self.inflight += 1
+        self.changed = time.monotonic()
+
+    def _ended(self, _request: object) -> None:
+        self.inflight = max(0, self.inflight - 1)
+        self.changed = time.monotonic()
+
+    async def idle(self, quiet: float, cap: float) -> None:
+        deadline = time.monotonic() + cap
+        while time.monotonic() < deadline:
+            if self.inflight == 0 and time.monotonic() - self.changed >= quiet:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _wait(page: Page, traffic: _Traffic, options: PageOptions,
+                idle_cap: float) -> str | None:
+    """Per-target waits; an error message when the awaited selector never appears."""
+    if options.wait_for:
+        try:
+            await page.wait_for_selector(options.wait_for, state="attached")
+        except PlaywrightTimeout:
+            return f"wait_for selector {options.wait_for!r} did not appear on the page"
+    if idle_cap > 0:
+        await traffic.idle(QUIET_PERIOD, idle_cap)
+    if options.delay:
+        await asyncio.sleep(options.delay)
+    return None
+
+
+async def _download(context: BrowserContext, request: FetchRequest) -> Fetched:
+    """A document the browser would show in a viewer or download (a PDF): read its bytes."""
+    response = await context.request.get(request.url, timeout=request.timeout * 1000)
+    body = await response.body()
+    mime = _mime(response.headers)
+    error = f"HTTP {response.status} {response.status_text}".strip() \
+        if response.status >= 400 else None
+    return Fetched(url=request.url, final_url=response.url, status=response.status,
+                   content=body, content_type=mime, error=error)
+
+
+class _Router:
+    """Blocks what a page does not need; third-party requests cannot hang the page."""
+
+    def __init__(self, url: str, settings: BrowserSettings):
+        self.origin = urlsplit(url).netloc
+        self.settings = settings
+
+    async def handle(self, route: Route) -> None:
+        request = route.request
+        try:
+            if request.resource_type in BLOCKED_TYPES:
+                await route.abort("blockedbyclient")
+            elif urlsplit(request.url).netloc == self.origin or not \
+                    request.url.startswith("http"):
+                await route.continue_()
+            elif self.settings.block_third_party:
+                await route.abort("blockedbyclient")
+            else:
+                await self._third_party(route)
+        except PlaywrightError:
+            pass
+
+    async def _third_party(self, route: Route) -> None:
+        try:
+            response = await route.fetch(timeout=self.settings.third_party_timeout * 1000)
+        except PlaywrightError:
+            await route.abort("timedout")
+            return
+        await route.fulfill(response=response)
+
+
+def _mime(headers: dict[str, str]) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _playwright_chromium(playwright: Playwright) -> str | None:
+    try:
+        return playwright.chromium.executable_path
+    except PlaywrightError:
+        return None
+
+
+def _first(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
