@@ -97,3 +97,16 @@ def test_auto_decides_again_after_the_target_configuration_changes(project, site
     assert project.json("check")[0]["status"] == "unchanged"
     assert site.hits["/terms"] == before + 2, "configuration changed: fetched both ways again"
     assert project.json("list")[0]["fetcher_used"] == "http"
+
+
+def test_misspelt_browser_and_source_keys_are_clear_usage_errors(project):
+    project.write_config('[settings.browser]\nmax_page = 2\n[[targets]]\nid = "a"\n'
+                         'service = "S"\ndocument = "D"\nurl = "http://127.0.0.1/"\n'
+                         'sources = [{url = "http://127.0.0.1/1"}, '
+                         '{url = "http://127.0.0.1/2", selekt = "main"}]\n')
+    result = project.run("validate")
+    assert result.exit_code == 2
+    assert "settings.browser.max_page: unknown key 'max_page'; did you mean 'max_pages'?" \
+        in result.output
+    assert "targets.toml:8: targets[0].sources[1].selekt: unknown key 'selekt'; " \
+        "did you mean 'select'?" in result.output

@@ -3,7 +3,10 @@
 `run_checks` is the one entry point shared by `watcher check`, `watcher ingest` (through
 `record_fetched`) and the daemon. Targets that share a URL and fetch options are fetched once
 per run. Every target's outcome is recorded in its own transaction; a failure of one target
-never stops the others.
+never stops the others. A target made of several `sources` is one document: any failing page
+fails the check. `fetcher = "auto"` reads a target both ways when its decision is missing,
+stale or made for another configuration, keeps the cheaper one that yields the browser's
+clauses, and persists that choice, so the fetcher never shows up as a change.
 """
 
 from __future__ import annotations

@@ -306,7 +306,8 @@ def _section(raw: Any, path: tuple[str | int, ...], kind: type, problems: list[P
     try:
         return TypeAdapter(kind).validate_python(data)
     except ValidationError as error:
-        problems.extend(Problem(path + tuple(e["loc"][:3 if e["loc"][0] == "sources" else 1]),
+        depth = {"sources": 3, "browser": 2}
+        problems.extend(Problem(path + tuple(e["loc"][:depth.get(e["loc"][0], 1)]),
                                 _explain(e, kind)) for e in error.errors())
         return None
 
@@ -319,6 +320,10 @@ def _listify(data: dict) -> dict:
 
 
 def _explain(error: dict, kind: type) -> str:
+    if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+        nested = {"browser": BrowserSettings, "sources": Source}.get(error["loc"][0])
+        allowed = [f.name for f in fields(nested)] if nested else []
+        return _unknown_key((), str(error["loc"][-1]), allowed).message
     if error["type"] == "missing":
         return f"is required in every {kind.__name__.lower()} entry"
     if error["type"] == "literal_error":
