@@ -135,3 +135,16 @@ def test_each_line_break_ends_a_clause():
     assert [(c.kind, c.text) for c in doc] == [
         ("heading", "6.3 Deleting your account"), ("paragraph", "You can delete it."),
         ("paragraph", "Any time.")]
+
+
+def test_range_selectors_take_the_content_between_two_elements():
+    from watcher.normalize import Range
+
+    html = """<h1 id="t">Terms</h1><h2>Intro</h2><p>Skip me.</p><h2 id="c">Copilot</h2>
+      <p>Copilot text.</p><h2>Other</h2><p>Skip me too.</p>"""
+    selection = Selection(select=("#t", Range(start="#c", end="#c ~ h2")))
+    assert [c.text for c in html_to_clauses(html, selection)] == [
+        "Terms", "Copilot", "Copilot text."]
+    after = Selection(select=(Range(start="#c", end="#c ~ h2", start_after=True,
+                                    end_after=True),))
+    assert [c.text for c in html_to_clauses(html, after)] == ["Copilot text.", "Other"]

@@ -27,6 +27,7 @@ from watcher.config import Config, ConfigError, Target, load_config
 from watcher.diff import diff_clauses
 from watcher.export import ExportError, atom_feed, export_git, export_json
 from watcher.fetch import decode_html
+from watcher.ota import DeclarationError, import_declarations
 from watcher.models import CheckResult, Diff, Fetched, Version, render_document
 from watcher.notify import DeliveryReport, deliver_pending, send_test
 from watcher.render import diff_as_html, diff_as_json, diff_as_markdown, diff_as_text
@@ -359,6 +360,33 @@ def validate(app: App) -> None:
     """Check the configuration file and say what is wrong."""
     config = app.config
     click.echo(f"{config.path}: {len(config.targets)} target(s), {len(config.routes)} route(s): OK")
+
+
+# -- import --------------------------------------------------------------------------------
+
+@cli.group("import")
+def import_group() -> None:
+    """Import watch lists from other tools."""
+
+
+@import_group.command("ota")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path),
+              help="Write the targets to this file (default: stdout).")
+def import_ota(files: tuple[Path, ...], output: Path | None) -> None:
+    """Convert Open Terms Archive declarations (JSON) into [[targets]] entries."""
+    try:
+        result = import_declarations(list(files))
+    except DeclarationError as error:
+        raise UsageError(str(error)) from None
+    for note in result.unsupported:
+        click.echo(f"not imported: {note}", err=True)
+    if output:
+        output.write_text(result.toml, encoding="utf-8")
+        click.echo(f"{output}: {result.targets} target(s)", err=True)
+    else:
+        click.echo(result.toml, nl=False)
 
 
 # -- exports -------------------------------------------------------------------------------

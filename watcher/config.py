@@ -20,7 +20,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated
 
 from watcher.apprise_url import url_problem
-from watcher.normalize import DATE_PATTERNS, Selection, check_selector
+from watcher.normalize import DATE_PATTERNS, Range, Selection, check_selector
 from watcher.schedule import Schedule, ScheduleError, parse_schedule, parse_timezone
 
 __all__ = ["BrowserSettings", "Config", "ConfigError", "Route", "Settings", "Source", "Target",
@@ -90,6 +90,36 @@ class Settings:
 
 
 @validated(config=STRICT)
+class RangeSelector:
+    """`{startBefore|startAfter = CSS, endBefore|endAfter = CSS}`: the content in between."""
+
+    startBefore: str | None = None  # noqa: N815 - Open Terms Archive's key names
+    startAfter: str | None = None  # noqa: N815
+    endBefore: str | None = None  # noqa: N815
+    endAfter: str | None = None  # noqa: N815
+
+    def as_range(self) -> Range:
+        return Range(start=self.startBefore or self.startAfter or "",
+                     end=self.endBefore or self.endAfter or "",
+                     start_after=self.startBefore is None, end_after=self.endBefore is None)
+
+    def problem(self) -> str | None:
+        if (self.startBefore is None) == (self.startAfter is None):
+            return "a range needs exactly one of startBefore, startAfter"
+        if (self.endBefore is None) == (self.endAfter is None):
+            return "a range needs exactly one of endBefore, endAfter"
+        return None
+
+
+Selector = str | RangeSelector
+
+
+def _selection(select: tuple[Selector, ...], remove: tuple[str, ...]) -> Selection:
+    return Selection(select=tuple(s if isinstance(s, str) else s.as_range() for s in select),
+                     remove=remove)
+
+
+@validated(config=STRICT)
 class Route:
     """A `[notify.NAME]` table: where alerts go (Apprise URLs) and which ones."""
 
@@ -119,14 +149,14 @@ class Source:
     """One page of a document made of several (`sources = [{url = …}, …]`)."""
 
     url: str
-    select: tuple[str, ...] = ()
+    select: tuple[Selector, ...] = ()
     remove: tuple[str, ...] = ()
     fetcher: Fetcher | None = None
     wait_for: str | None = None
 
     @property
     def selection(self) -> Selection:
-        return Selection(select=self.select, remove=self.remove)
+        return _selection(self.select, self.remove)
 
 
 @validated(config=STRICT)
@@ -137,7 +167,7 @@ class Target:
     service: str
     document: str
     url: str
-    select: tuple[str, ...] = ()
+    select: tuple[Selector, ...] = ()
     remove: tuple[str, ...] = ()
     fetcher: Fetcher | None = None
     schedule: str | None = None
@@ -160,7 +190,7 @@ class Target:
 
     @property
     def selection(self) -> Selection:
-        return Selection(select=self.select, remove=self.remove)
+        return _selection(self.select, self.remove)
 
     @property
     def title(self) -> str:
@@ -369,13 +399,6 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
     if not SLUG.match(target.id):
         problems.append(Problem(at + ("id",), f"{target.id!r} is not a slug: use lowercase "
                                               "letters, digits, '-', '_' or '.'"))
-    if not re.match(r"^https?://[^/\s]+", target.url):
-        problems.append(Problem(at + ("url",), f"{target.url!r} is not an http(s) URL"))
-    for key in ("select", "remove"):
-        for selector in getattr(target, key):
-            why = check_selector(selector)
-            if why:
-                problems.append(Problem(at + (key,), f"invalid CSS selector {selector!r}: {why}"))
     if target.schedule is not None:
         try:
             parse_schedule(target.schedule)
@@ -397,9 +420,14 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
                   for key in ("select", "remove", "wait_for")
                   for selector in _selectors(getattr(source, key))]
     for key, selector in selectors:
-        why = check_selector(selector)
+        why = selector.problem() if isinstance(selector, RangeSelector) else None
         if why:
-            problems.append(Problem(at + (key,), f"invalid CSS selector {selector!r}: {why}"))
+            problems.append(Problem(at + (key,), why))
+            continue
+        for css in _css_of(selector):
+            why = check_selector(css)
+            if why:
+                problems.append(Problem(at + (key,), f"invalid CSS selector {css!r}: {why}"))
     for name in target.notify:
         if name not in routes:
             known = ", ".join(routes) or "none defined"
@@ -431,8 +459,17 @@ def _check_settings(settings: Settings | None) -> list[Problem]:
         except ScheduleError as error:
             problems.append(Problem(("settings", key), str(error)))
     return problems
-def _selectors(value: tuple[str, ...] | str | None) -> tuple[str, ...]:
+
+
+def _selectors(value: tuple[Selector, ...] | str | None) -> tuple[Selector, ...]:
     return (value,) if isinstance(value, str) else tuple(value or ())
+
+
+def _css_of(selector: Selector) -> list[str]:
+    if isinstance(selector, str):
+        return [selector]
+    return [css for css in (selector.startBefore, selector.startAfter, selector.endBefore,
+                            selector.endAfter) if css]
 
 
 def _duplicate_ids(targets: list[Target]) -> list[Problem]:

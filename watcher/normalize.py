@@ -19,7 +19,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.models import Clause, ClauseKind
 
-__all__ = ["NormalizeError", "Selection", "clean_text", "html_to_clauses", "check_selector",
+__all__ = ["NormalizeError", "Range", "Selection", "clean_text", "html_to_clauses", "check_selector",
            "drop_ignored", "DATE_PATTERNS"]
 
 INVISIBLE_TAGS = frozenset({
@@ -55,10 +55,22 @@ class NormalizeError(Exception):
 
 
 @dataclass(frozen=True)
+class Range:
+    """The content between two elements, as Open Terms Archive's range selectors say it."""
+
+    start: str
+    end: str
+    start_after: bool = False
+    """Start after the start element (OTA `startAfter`) instead of before it (`startBefore`)."""
+    end_after: bool = False
+    """End after the end element (`endAfter`) instead of before it (`endBefore`)."""
+
+
+@dataclass(frozen=True)
 class Selection:
     """Which part of a page is the document."""
 
-    select: tuple[str, ...] = ()
+    select: tuple[str | Range, ...] = ()
     remove: tuple[str, ...] = ()
 
 
@@ -117,13 +129,37 @@ def _decode_cloudflare_emails(tree: LexborHTMLParser) -> None:
             node.replace_with(bytes(b ^ data[0] for b in data[1:]).decode("utf-8", "replace"))
 
 
-def _select_roots(tree: LexborHTMLParser, select: Sequence[str]) -> list[LexborNode]:
-    if select:
-        matched = tree.css(", ".join(select))
-        if not matched:
-            raise NormalizeError(f"selector {', '.join(select)!r} matched nothing on the page")
-        return _outermost(matched)
-    return [_main_content(tree)]
+def _select_roots(tree: LexborHTMLParser, select: Sequence[str | Range]) -> list[LexborNode]:
+    if not select:
+        return [_main_content(tree)]
+    css = [s for s in select if isinstance(s, str)]
+    ranges = [_range_root(tree, r) for r in select if isinstance(r, Range)]
+    matched = tree.css(", ".join(css)) if css else []
+    if css and not matched:
+        raise NormalizeError(f"selector {', '.join(css)!r} matched nothing on the page")
+    return _outermost(matched) + ranges
+
+
+_START, _END = "\ue000policy-watcher-range-start\ue000", "\ue000policy-watcher-range-end\ue000"
+
+
+def _range_root(tree: LexborHTMLParser, selection: Range) -> LexborNode:
+    """The elements between the range's two boundaries, as a parsed fragment."""
+    copy = LexborHTMLParser(tree.html or "")
+    start, end = copy.css_first(selection.start), copy.css_first(selection.end)
+    for name, node in (("start", start), ("end", end)):
+        if node is None:
+            raise NormalizeError(f"range {name} selector "
+                                 f"{getattr(selection, name)!r} matched nothing on the page")
+    (start.insert_after if selection.start_after else start.insert_before)(_START)
+    (end.insert_after if selection.end_after else end.insert_before)(_END)
+    html = copy.html or ""
+    first, last = html.find(_START), html.find(_END)
+    if last < first:
+        raise NormalizeError(f"range end {selection.end!r} comes before its start "
+                             f"{selection.start!r} on the page")
+    fragment = LexborHTMLParser(html[first + len(_START):last])
+    return fragment.body or fragment.root
 
 
 def _outermost(nodes: Iterable[LexborNode]) -> list[LexborNode]:
