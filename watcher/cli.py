@@ -27,9 +27,9 @@ from watcher.config import Config, ConfigError, Target, load_config
 from watcher.diff import diff_clauses
 from watcher.export import ExportError, atom_feed, export_git, export_json
 from watcher.fetch import decode_html
-from watcher.ota import DeclarationError, import_declarations
 from watcher.models import CheckResult, Diff, Fetched, Version, render_document
 from watcher.notify import DeliveryReport, deliver_pending, send_test
+from watcher.ota import DeclarationError, import_declarations
 from watcher.render import diff_as_html, diff_as_json, diff_as_markdown, diff_as_text
 from watcher.store import Store, StoreError
 
