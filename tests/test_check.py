@@ -157,6 +157,8 @@ def test_ingest_of_the_mistral_pair_reports_exactly_the_two_opt_out_clauses(proj
         assert inserted[0].strip().startswith(
             "For clarity and as set out in Section 8 (Your rights), you have the right to "
             "object to this processing (opt-out)")
+    assert diff["significance"] == "high"
+    assert {"opt-out", "ai-training"} <= set(diff["topics"])
     html = project.run("diff", "mistral-privacy", "--format", "html").output
     assert "<ins" in html and "opt-out" in html
 

@@ -178,3 +178,43 @@ def test_json_logs_have_one_object_per_check(project, site, daemons):
     events = [json.loads(line) for line in daemon.lines]
     checked = [e for e in events if e.get("event") == "check"]
     assert checked[0]["target"] == "a" and checked[0]["status"] == "new"
+
+
+def test_daemon_killed_between_commit_and_send_delivers_after_restart(project, site, daemons):
+    import socket as sockets
+
+    from aiosmtpd.controller import Controller
+
+    from tests.test_notify import Inbox, free_port, mail_route
+
+    stall = sockets.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(5)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(stall.accept()), daemon=True).start()
+    url = site.set("/p", PAGE)
+    settings = FAST.replace("[settings]\n", '[settings]\nfeed_path = "feed.xml"\n')
+    project.write_config(settings + mail_route("dpo", stall.getsockname()[1], default=True)
+                         + target_toml("p", url))
+    project.run("check", "--no-notify")
+    site.set("/p", PAGE.replace("Be nice.", "Be nice and opt out."))
+    first = daemons(project)
+    until(lambda: accepted, what="the daemon to start sending")
+    first.process.kill()
+    first.process.wait()
+    stall.close()
+    assert "opt out" in (project.root / "feed.xml").read_text()
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        project.write_config(settings + mail_route("dpo", controller.port, default=True)
+                             + target_toml("p", url))
+        second = daemons(project)
+        until(lambda: len(inbox.messages) == 1, what="the alert after restart")
+        time.sleep(1.5)
+        assert len(inbox.messages) == 1
+        assert second.stop() == 0
+    finally:
+        controller.stop()

@@ -82,6 +82,8 @@ class Settings:
     concurrency: int = 4
     base_url: str | None = None
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    feed_path: str | None = None
+    """Where the daemon keeps an Atom feed of changes (relative to the targets file)."""
     max_shrink: float = 0.5
     """A check whose text shrank by more than this share since the last version is suspect."""
     lexicon: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -28,6 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from watcher.attention import announce
 from watcher.check import fetch_request, open_fetchers, run_checks
 from watcher.config import Config, ConfigError, Target, load_config
+from watcher.export import atom_feed
 from watcher.models import CheckResult
 from watcher.notify import DeliveryReport, deliver_pending
 from watcher.schedule import Schedule, parse_timezone
@@ -97,6 +98,7 @@ class Daemon:
                                    id="heartbeat", coalesce=True, max_instances=1)
             log.info("started: %d targets in %d groups, database %s",
                      len(self.config.targets), len(self.groups), self.db_path)
+            await self._deliver()
             await self.stopping.wait()
             self.scheduler.pause()
             await self._drain(settings.grace_period)
@@ -152,9 +154,21 @@ class Daemon:
                 self._follow_up(target, result)
             if any(r.status in FAILED for r in results):
                 self._retry_later(group)
+            if any(r.status == "changed" for r in results):
+                self._write_feed()
             await self._deliver()
         finally:
             self.inflight.discard(task)
+
+    def _write_feed(self) -> None:
+        """Keep the Atom feed at settings.feed_path current (for a web server to publish)."""
+        path = self.config.settings.feed_path
+        if path:
+            target = Path(path) if Path(path).is_absolute() else self.config.path.parent / path
+            temporary = target.with_suffix(target.suffix + ".tmp")
+            temporary.write_text(atom_feed(self.config, self.store, list(self.config.targets)),
+                                 encoding="utf-8")
+            temporary.replace(target)
 
     async def _deliver(self) -> None:
         """Send what the outbox owes (alerts of this run, retries of earlier ones)."""
