@@ -126,3 +126,18 @@ def test_an_oscillating_target_is_flagged_unstable_and_stops_alerting(project, s
     assert "UNSTABLE" in project.run("list").output
     assert CORPUS  # the variants are visible with watcher diff / history
     assert [h["revert_of"] for h in project.json("history", "t")][2:] == [1, 2, 3, 4]
+
+
+def test_track_links_records_link_changes_but_not_tracking_parameters(project, site):
+    url = site.set("/t", PAGE)
+    project.write_config(target_toml("t", url, track_links=True))
+    project.run("check")
+    site.set("/t", PAGE.replace("https://example.com/privacy",
+                                "https://example.com/privacy?utm_source=mail&sessionid=8f3a"))
+    assert project.json("check")[0]["status"] == "unchanged"
+    site.set("/t", PAGE.replace("https://example.com/privacy", "https://example.com/privacy-v2"))
+    [result] = project.json("check")
+    assert result["status"] == "changed"
+    diff = project.json("diff", "t")
+    [change] = diff["changes"]
+    assert "<https://example.com/privacy-v2>" in change["after"]

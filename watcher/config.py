@@ -116,9 +116,10 @@ class RangeSelector:
 Selector = str | RangeSelector
 
 
-def _selection(select: tuple[Selector, ...], remove: tuple[str, ...]) -> Selection:
+def _selection(select: tuple[Selector, ...], remove: tuple[str, ...],
+               track_links: bool = False) -> Selection:
     return Selection(select=tuple(s if isinstance(s, str) else s.as_range() for s in select),
-                     remove=remove)
+                     remove=remove, track_links=track_links)
 
 
 @validated(config=STRICT)
@@ -185,6 +186,8 @@ class Target:
     """Regular expressions removed from clause texts before comparing (e.g. a visit counter)."""
     ignore_dates: bool = False
     """Drop dates and "last updated" stamps before comparing."""
+    track_links: bool = False
+    """Record link targets (tracking parameters stripped) as part of the text."""
 
     @property
     def ignored_patterns(self) -> tuple[str, ...]:
@@ -192,7 +195,7 @@ class Target:
 
     @property
     def selection(self) -> Selection:
-        return _selection(self.select, self.remove)
+        return _selection(self.select, self.remove, self.track_links)
 
     @property
     def title(self) -> str:

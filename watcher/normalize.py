@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -72,6 +73,8 @@ class Selection:
 
     select: tuple[str | Range, ...] = ()
     remove: tuple[str, ...] = ()
+    track_links: bool = False
+    """Record link targets (without tracking parameters) as part of the text."""
 
 
 def clean_text(text: str) -> str:
@@ -103,7 +106,7 @@ def html_to_clauses(html: str, selection: Selection = Selection()) -> list[Claus
         for node in tree.css(selector):
             node.decompose()
     roots = _select_roots(tree, selection.select)
-    clauses = _Walker().walk(roots)
+    clauses = _Walker(selection.track_links).walk(roots)
     if not clauses:
         raise NormalizeError("the selected content has no visible text")
     return clauses
@@ -240,7 +243,8 @@ def drop_ignored(clauses: list[Clause], patterns: Sequence[str]) -> list[Clause]
 class _Walker:
     """Walks element trees depth-first and emits one clause per block of inline text."""
 
-    def __init__(self) -> None:
+    def __init__(self, track_links: bool = False) -> None:
+        self.track_links = track_links
         self.clauses: list[Clause] = []
         self.headings: list[tuple[int, str]] = []
         self.pieces: list[tuple[str, bool]] = []
@@ -301,6 +305,8 @@ class _Walker:
         tag = node.tag
         if tag in BOLD_TAGS:
             self.bold_depth -= 1
+        if tag == "a" and self.track_links and node.attributes.get("href"):
+            self.pieces.append((f" <{untracked(node.attributes['href'] or '')}>", False))
         if tag not in BLOCK_TAGS and node.attributes.get("role") != "heading":
             return
         self._flush()
@@ -341,6 +347,19 @@ class _Walker:
             section = tuple(title for _, title in self.headings)
             self.clauses.append(Clause(kind="row", text=" | ".join(cells), section=section,
                                        key=cells[0] or None))
+
+
+TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|gclid|gclsrc|dclid|fbclid|msclkid|yclid|igshid|mc_eid|mc_cid|_hsenc|_hsmi|"
+    r"mkt_tok|ref|ref_src|trk|_ga|_gl|sessionid|session_id|sid|jsessionid|phpsessid)$", re.I)
+
+
+def untracked(url: str) -> str:
+    """A link target without click-tracking and session parameters."""
+    parts = urlsplit(url.strip())
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not TRACKING_PARAMS.match(k)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _inline_text(node: LexborNode) -> str:
