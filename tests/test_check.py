@@ -198,3 +198,16 @@ def test_process_killed_mid_check_leaves_a_consistent_database(project, site):
     assert final.wait(timeout=60) == 0
     with sqlite3.connect(project.db) as conn:
         assert conn.execute("SELECT count(DISTINCT target_id) FROM versions").fetchone()[0] == 12
+
+
+def test_diff_across_several_versions_is_ranked_too(project, site):
+    url = site.set("/p", POLICY)
+    project.write_config(target_toml("p", url))
+    project.run("check")
+    site.set("/p", POLICY.replace("30 days", "90 days"))
+    project.run("check")
+    site.set("/p", POLICY.replace("30 days", "90 days").replace("e-mail", "postal"))
+    project.run("check")
+    diff = project.json("diff", "p", "--from", "1", "--to", "3")
+    assert diff["summary"]["modified"] == 2
+    assert diff["significance"] == "high" and "retention" in diff["topics"]

@@ -7,8 +7,10 @@ import threading
 import time
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from tests.conftest import target_toml
+from tests.standins import Inbox, Stall, free_port, mail_route
 from watcher.store import Store
 
 PAGE = "<main><h1>Terms</h1><p>Be nice.</p></main>"
@@ -181,25 +183,15 @@ def test_json_logs_have_one_object_per_check(project, site, daemons):
 
 
 def test_daemon_killed_between_commit_and_send_delivers_after_restart(project, site, daemons):
-    import socket as sockets
-
-    from aiosmtpd.controller import Controller
-
-    from tests.test_notify import Inbox, free_port, mail_route
-
-    stall = sockets.socket()
-    stall.bind(("127.0.0.1", 0))
-    stall.listen(5)
-    accepted = []
-    threading.Thread(target=lambda: accepted.append(stall.accept()), daemon=True).start()
+    stall = Stall()
     url = site.set("/p", PAGE)
     settings = FAST.replace("[settings]\n", '[settings]\nfeed_path = "feed.xml"\n')
-    project.write_config(settings + mail_route("dpo", stall.getsockname()[1], default=True)
+    project.write_config(settings + mail_route("dpo", stall.port, default=True)
                          + target_toml("p", url))
     project.run("check", "--no-notify")
     site.set("/p", PAGE.replace("Be nice.", "Be nice and opt out."))
     first = daemons(project)
-    until(lambda: accepted, what="the daemon to start sending")
+    until(lambda: stall.accepted, what="the daemon to start sending")
     first.process.kill()
     first.process.wait()
     stall.close()

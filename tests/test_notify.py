@@ -1,36 +1,18 @@
 """Alerts: real SMTP on loopback (aiosmtpd), a Slack webhook receiver, and an outbox that
 loses nothing when a route is down or the process dies between commit and send."""
 
-import email
 import json
-import socket
 import sqlite3
-import threading
 import time
-from email import policy
 
 import pytest
 from aiosmtpd.controller import Controller
 from apprise.plugins.slack import NotifySlack
 
 from tests.conftest import corpus_dir, target_toml
+from tests.standins import Inbox, Stall, free_port, mail_route
 
 PAGE = "<main><h1>Privacy</h1><h2>4. Retention</h2><p>We keep chats for 30 days.</p></main>"
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -41,11 +23,6 @@ def smtp():
     inbox.port = controller.port
     yield inbox
     controller.stop()
-
-
-def mail_route(name, port, default=False):
-    return (f"[notify.{name}]\nurls = [\"mailto://127.0.0.1:{port}?from=watcher@example.com"
-            f"&to=dpo@example.com\"]\n" + ("default = true\n" if default else ""))
 
 
 def html_of(message):
@@ -146,21 +123,17 @@ def test_two_routes_one_failing_the_other_gets_exactly_one_message(project, site
 
 
 def test_an_alert_survives_the_process_dying_between_commit_and_send(project, site, smtp):
-    stall = socket.socket()
-    stall.bind(("127.0.0.1", 0))
-    stall.listen(5)
-    accepted = []
-    threading.Thread(target=lambda: accepted.append(stall.accept()), daemon=True).start()
+    stall = Stall()
     url = site.set("/p", PAGE)
-    project.write_config(mail_route("dpo", stall.getsockname()[1], default=True)
+    project.write_config(mail_route("dpo", stall.port, default=True)
                          + target_toml("p", url))
     project.run("check")
     change_page(site)
     process = project.spawn("check")
     deadline = time.monotonic() + 20
-    while not accepted and time.monotonic() < deadline:
+    while not stall.accepted and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert accepted, "the check never tried to send"
+    assert stall.accepted, "the check never tried to send"
     process.kill()
     process.wait()
     stall.close()

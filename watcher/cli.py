@@ -31,6 +31,7 @@ from watcher.models import CheckResult, Diff, Fetched, Version, render_document
 from watcher.notify import DeliveryReport, deliver_pending, send_test
 from watcher.ota import DeclarationError, import_declarations
 from watcher.render import diff_as_html, diff_as_json, diff_as_markdown, diff_as_text
+from watcher.significance import assess
 from watcher.store import Store, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -245,7 +246,7 @@ def diff_command(app: App, target_id: str, from_number: int | None, to_number: i
     """What changed between two versions of a target (default: the last two)."""
     target = app.target(target_id)
     with app.store() as store:
-        diff = load_diff(store, target_id, from_number, to_number)
+        diff = load_diff(store, target_id, from_number, to_number, app.config.settings.lexicon)
     if as_json:
         _echo_json(diff_as_json(diff))
     elif fmt == "markdown":
@@ -257,7 +258,7 @@ def diff_command(app: App, target_id: str, from_number: int | None, to_number: i
 
 
 def load_diff(store: Store, target_id: str, from_number: int | None,
-              to_number: int | None) -> Diff:
+              to_number: int | None, lexicon: dict[str, tuple[str, ...]]) -> Diff:
     count = store.version_count(target_id)
     to_number = to_number or count
     from_number = from_number or to_number - 1
@@ -268,14 +269,11 @@ def load_diff(store: Store, target_id: str, from_number: int | None,
         if not 1 <= number <= count:
             raise UsageError(f"{target_id} has no version {number} (versions 1..{count})")
     if to_number == from_number + 1:
-        changes = tuple(store.changes(target_id, to_number))
-        newer = store.version(target_id, to_number, with_clauses=False)
-        return Diff(target=target_id, from_version=from_number, to_version=to_number,
-                    changes=changes, significance=newer.significance if newer else None,
-                    topics=newer.topics if newer else ())
+        return store.stored_diff(target_id, to_number)
     older, newer = store.version(target_id, from_number), store.version(target_id, to_number)
+    changes, significance, topics = assess(diff_clauses(older.clauses, newer.clauses), lexicon)
     return Diff(target=target_id, from_version=from_number, to_version=to_number,
-                changes=tuple(diff_clauses(older.clauses, newer.clauses)))
+                changes=tuple(changes), significance=significance, topics=topics)
 
 
 @cli.command()

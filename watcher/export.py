@@ -90,16 +90,10 @@ def export_json(store: Store, target: Target) -> dict[str, Any]:
             "clauses": [{"kind": c.kind, "section": list(c.section), "text": c.text,
                          "level": c.level, "key": c.key} for c in version.clauses]}
         if version.number > 1:
-            entry["diff"] = diff_as_json(_diff(store, target, version))
+            entry["diff"] = diff_as_json(store.stored_diff(target.id, version.number))
         versions.append(entry)
     return {"id": target.id, "service": target.service, "document": target.document,
             "url": target.url, "versions": versions}
-
-
-def _diff(store: Store, target: Target, version: Version) -> Diff:
-    return Diff(target=target.id, from_version=version.number - 1, to_version=version.number,
-                changes=tuple(store.changes(target.id, version.number)),
-                significance=version.significance, topics=version.topics)
 
 
 def feed_entries(config: Config, store: Store, targets: list[Target],
@@ -108,7 +102,8 @@ def feed_entries(config: Config, store: Store, targets: list[Target],
     for target in targets:
         for version in store.versions(target.id):
             if version.number > 1:
-                entries.append(FeedEntry(target, version, _diff(store, target, version)))
+                entries.append(FeedEntry(target, version,
+                                         store.stored_diff(target.id, version.number)))
     entries.sort(key=lambda e: e.version.recorded_at, reverse=True)
     return entries[:limit]
 

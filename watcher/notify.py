@@ -163,11 +163,9 @@ def _message_for(config: Config, store: Store, delivery: Delivery,
         return Message(title=title, text=body, markdown=_md_line(body),
                        html=f"<p>{html.escape(body)}</p>")
     version = store.version(target.id, delivery.version, with_clauses=False)
-    if version is None:
+    diff = store.stored_diff(target.id, delivery.version or 0)
+    if version is None or diff is None:
         return None
-    diff = Diff(target=target.id, from_version=version.number - 1, to_version=version.number,
-                changes=tuple(store.changes(target.id, version.number)),
-                significance=version.significance, topics=version.topics)
     return render_change(config, target, diff, version.recorded_at)
 
 

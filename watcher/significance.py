@@ -4,7 +4,7 @@ A transparent lexicon — topic → patterns in English, French and German — i
 the words a change inserted or deleted and against the clause it touched. Rules, in order:
 
 - `cosmetic`: the texts differ only in case, quotes, punctuation or whitespace;
-- `low`: a moved clause, or an edit of at most two letters or digits (a typo fix);
+- `low`: a moved clause, or an edit of at most two letters and no digit (a typo fix);
 - `high`: a clause added, removed or reworded that touches a topic of the lexicon (in the
   words changed, the clause, or the titles of the section it sits in);
 - `medium`: any other change of wording.
@@ -117,6 +117,13 @@ def _edit_distance(before: str, after: str) -> int:
     return engine.diff_levenshtein(engine.diff_main(_skeleton(before), _skeleton(after), False))
 
 
+def _is_typo_fix(change: Change) -> bool:
+    """At most two letters changed, and no digit: '30 days' to '90 days' is no typo."""
+    edited = "".join(op.text for op in change.inline if op.op != "equal")
+    return not any(ch.isdigit() for ch in edited) and \
+        _edit_distance(change.before or "", change.after or "") <= 2
+
+
 def _assess_change(change: Change, lexicon: dict[str, re.Pattern]) -> Change:
     if change.type == "modified" and _skeleton(change.before or "") == _skeleton(change.after or ""):
         return replace(change, topics=(), significance="cosmetic")
@@ -125,8 +132,7 @@ def _assess_change(change: Change, lexicon: dict[str, re.Pattern]) -> Change:
     for text in (change.after, change.before, " ".join(change.section[-2:])):
         topics += [t for t in topics_of(text or "", lexicon) if t not in topics]
     level: Significance
-    if change.type == "moved" or (change.type == "modified"
-                                  and _edit_distance(change.before, change.after) <= 2):
+    if change.type == "moved" or (change.type == "modified" and _is_typo_fix(change)):
         level = "low"
     elif topics:
         level = "high"

@@ -23,6 +23,7 @@ from watcher.models import (
     Change,
     CheckStatus,
     Clause,
+    Diff,
     Fetched,
     InlineOp,
     Summary,
@@ -400,6 +401,15 @@ class Store:
             "SELECT count(revert_of) FROM (SELECT revert_of FROM versions WHERE target_id = ? "
             "ORDER BY number DESC LIMIT ?)", [target_id, window]).fetchone()
         return row[0] >= reverts
+
+    def stored_diff(self, target_id: str, number: int) -> Diff | None:
+        """The diff version `number` recorded against the one before it."""
+        version = self.version(target_id, number, with_clauses=False)
+        if version is None or number < 2:
+            return None
+        return Diff(target=target_id, from_version=number - 1, to_version=number,
+                    changes=tuple(self.changes(target_id, number)),
+                    significance=version.significance, topics=version.topics)
 
     def version_count(self, target_id: str) -> int:
         return self.db.execute("SELECT count(*) FROM versions WHERE target_id = ?",
