@@ -173,6 +173,44 @@ def test_browser_killed_between_two_checks(runner, tmp_path, site):
     assert "We keep logs for 45 days." in texts(store, "t")
 
 
+def _alive(pid: int) -> bool:
+    """Running or stopped; a zombie (killed, not yet reaped) counts as gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_hung_browser_is_replaced_and_the_next_check_succeeds(tmp_path, site):
+    require_browser()
+    url = site.set("/terms", scripted(30))
+    others = set(_chromium_pids())
+    with asyncio.Runner() as loop:
+        fetcher = BrowserFetcher(BrowserSettings(timeout=3, network_idle_cap=1))
+        fetchers = {"http": HttpFetcher(), "browser": fetcher}
+        config = parse_config(target_toml("t", url, fetcher="browser", select="#terms"),
+                              tmp_path / "targets.toml")
+        store = Store(tmp_path / "watcher.db")
+        try:
+            assert loop.run(run_checks(config, store, config.targets, fetchers))[0].status == "new"
+            hung = set(_chromium_pids()) - others
+            assert hung, "no Chromium process found"
+            for pid in hung:
+                os.kill(pid, signal.SIGSTOP)
+            site.set("/terms", scripted(45))
+            second = loop.run(run_checks(config, store, config.targets, fetchers))
+            assert second[0].status == "changed", second[0].reason
+            assert "We keep logs for 45 days." in texts(store, "t")
+            assert fetcher.launches == 2
+            assert not [pid for pid in hung if _alive(pid)], "the hung browser was left running"
+        finally:
+            for pid in hung:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            loop.run(fetcher.aclose())
+            loop.run(fetchers["http"].aclose())
+
+
 def test_four_targets_fetched_concurrently(runner, tmp_path, site):
     toml = ""
     for n in range(4):
@@ -244,3 +282,18 @@ def test_content_loaded_by_a_request_after_load_is_awaited(runner, tmp_path, sit
                                                          select="#terms"))
     assert results[0].status == "new", results[0].reason
     assert texts(store, "t") == ["We keep logs for 14 days."]
+
+
+def test_request_sent_after_a_long_script_is_awaited(runner, tmp_path, site):
+    """A script busy for longer than any quiet period, then fetching: the page is not done."""
+    site.set("/api/terms", '{"days": 21}', content_type="application/json", delay=0.2)
+    page = ("<html><body><main id='terms'></main><script>window.addEventListener('load', () =>"
+            " setTimeout(() => { const until = Date.now() + 600; while (Date.now() < until) {}"
+            " fetch('/api/terms').then(r => r.json()).then(d => { document.getElementById("
+            "'terms').innerHTML = '<p>We keep logs for ' + d.days + ' days.</p>'; }); }));"
+            "</script></body></html>")
+    url = site.set("/busy", page)
+    results, store = check(runner, tmp_path, target_toml("t", url, fetcher="browser",
+                                                         select="#terms"))
+    assert results[0].status == "new", results[0].reason
+    assert texts(store, "t") == ["We keep logs for 21 days."]
