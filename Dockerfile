@@ -1,4 +1,5 @@
-# policy-watcher daemon image: `watcher run` as a non-root user, Debian's Chromium inside.
+# policy-watcher daemon image: `watcher run` as a non-root user, Debian's headless Chromium
+# (chromium-headless-shell) inside.
 # A thin shell over scripts/setup.sh, the same install script CI runs.
 FROM python:3.11-slim-bookworm
 
@@ -6,7 +7,7 @@ ENV PYTHONUNBUFFERED=1 \
     UV_PYTHON_DOWNLOADS=never \
     WATCHER_CONFIG=/config/targets.toml \
     WATCHER_DB=/data/watcher.db \
-    WATCHER_BROWSER=/usr/lib/chromium/chromium \
+    WATCHER_BROWSER_PACKAGES=chromium-headless-shell \
     PATH=/app/.venv/bin:$PATH
 
 WORKDIR /app

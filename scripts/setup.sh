@@ -1,26 +1,45 @@
 #!/usr/bin/env bash
 # Sets up everything policy-watcher needs on a Debian/Ubuntu machine with Python >= 3.11:
-# a Chromium for the browser fetcher (Debian's package when none is present), uv, and the
+# Debian's Chromium for the browser fetcher (when its packages are missing), uv, and the
 # locked Python dependencies in .venv. Shared by the README's quick start, .ci/run and the
 # Dockerfile, so all three install the same way. Safe to run again: it skips what is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-find_browser() {
-  for candidate in "${WATCHER_BROWSER:-}" /usr/lib/chromium/chromium /usr/bin/chromium \
-                   /usr/bin/chromium-browser /usr/bin/google-chrome; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ]; then echo "$candidate"; return 0; fi
+# Debian's headless build (what Playwright itself uses headless: faster to launch, half the
+# memory) and the full chromium; WATCHER_BROWSER_PACKAGES narrows the list (the image takes
+# the headless one only), WATCHER_BROWSER=/path/to/chrome or WATCHER_SKIP_BROWSER=1 skip it.
+BROWSER_PACKAGES="${WATCHER_BROWSER_PACKAGES:-chromium-headless-shell chromium}"
+
+missing_browser_packages() {
+  for package in $BROWSER_PACKAGES; do
+    dpkg -s "$package" >/dev/null 2>&1 || echo "$package"
   done
-  return 1
 }
 
-if [ "${WATCHER_SKIP_BROWSER:-0}" != 1 ] && ! find_browser >/dev/null; then
-  echo "setup: installing Debian's chromium (no browser found)" >&2
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    chromium fonts-liberation >/dev/null
+install_browser() {
+  local sudo="" wanted=() package
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  for package in "$@"; do
+    if apt-cache show "$package" >/dev/null 2>&1; then wanted+=("$package"); fi
+  done
+  [ "${#wanted[@]}" -gt 0 ] || { echo "setup: apt has none of: $*" >&2; return 0; }
+  echo "setup: installing ${wanted[*]} for the browser fetcher" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${wanted[@]}" fonts-liberation >/dev/null
+}
+
+if [ "${WATCHER_SKIP_BROWSER:-0}" != 1 ] && [ ! -x "${WATCHER_BROWSER:-/nonexistent}" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    read -r -a missing <<< "$(missing_browser_packages | tr '\n' ' ')"
+    if [ "${#missing[@]}" -gt 0 ]; then install_browser "${missing[@]}"; fi
+  fi
+  if ! ls /usr/lib/chromium/chromium* >/dev/null 2>&1 && ! command -v chromium \
+       >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
+    echo "setup: no Chromium for the browser fetcher; install one or set WATCHER_BROWSER" >&2
+    exit 1
+  fi
 fi
 
 export UV_PYTHON_DOWNLOADS=never
