@@ -1,11 +1,23 @@
-"""Fetch throughput and memory: HTTP and browser fetchers vs two Playwright baselines.
+"""Fetch throughput and memory: the HTTP and browser fetchers against Playwright baselines.
 
-Serves N static and N script-rendered pages (~400 KB each) on loopback, fetches them at
-concurrency 1, 2 and 4, and prints pages per second and the peak PSS summed over this
-process's descendants (the Playwright driver and every Chromium process; RSS would count
-Chromium's shared pages many times). Baselines measured in the same run: a bare Playwright
-loop (one browser, a fresh context per page, the same request blocking and waits) and a
-browser launched per fetch. Usage: .venv/bin/python bench/fetch_throughput.py [--pages N]
+Serves N static and N script-rendered pages (~400 KB each) on loopback and fetches them at
+concurrency 1, 2 and 4 with:
+
+- `http`: our HTTP fetcher (static pages: it cannot run scripts);
+- `ours`: our browser fetcher, on all 2N pages;
+- `bare`: a bare Playwright loop on one browser, a fresh context per page, the same request
+  blocking, waiting for `load` then Playwright's own `networkidle`;
+- `launch per fetch`: the bare loop, launching and closing a browser for every page;
+- `floor`: the bare loop without any wait after `load` (it would miss content loaded later);
+  not a baseline, it shows what the page itself costs.
+
+Speed and memory are measured in separate passes, so that sampling /proc does not slow the
+timed runs; every timed configuration runs `--rounds` times, interleaved, and the median is
+printed. Memory is the peak PSS summed over this process's descendants while one contender
+runs alone: Playwright's Node driver and Chromium, then Chromium alone (RSS would count
+Chromium's shared pages many times).
+
+Usage: .venv/bin/python bench/fetch_throughput.py [--pages N] [--rounds R] [--browser PATH]
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import threading
 import time
@@ -22,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from playwright.async_api import async_playwright  # noqa: E402
+from playwright.async_api import Browser, Playwright, async_playwright  # noqa: E402
 
 from watcher.browser import BLOCKED_TYPES, LAUNCH_ARGS, BrowserFetcher, find_browser  # noqa: E402
 from watcher.config import BrowserSettings  # noqa: E402
@@ -31,6 +44,9 @@ from watcher.fetch import FetchRequest, HttpFetcher  # noqa: E402
 PARAGRAPH = ("Personal data is processed only for the purposes listed in this section, "
              "kept no longer than necessary and shared with sub-processors under contract. ")
 IDLE_CAP = 3.0
+CONCURRENCY = (1, 2, 4)
+
+Fetch = Callable[[str], Awaitable[bool]]
 
 
 def static_page(n: int) -> bytes:
@@ -132,8 +148,7 @@ class PeakPss:
         self._thread.join()
 
 
-async def run_all(urls: list[str], concurrency: int,
-                  fetch: Callable[[str], Awaitable[bool]]) -> float:
+async def run_all(urls: list[str], concurrency: int, fetch: Fetch) -> float:
     """Pages per second fetching every URL with `concurrency` at once; fails on an error."""
     limit = asyncio.Semaphore(concurrency)
 
@@ -154,85 +169,156 @@ async def block(route) -> None:  # the same blocking as watcher.browser, first-p
         await route.continue_()
 
 
-async def bare_page(browser, url: str) -> bool:
+async def bare_page(browser: Browser, url: str, settle: bool = True) -> bool:
     context = await browser.new_context(service_workers="block")
     try:
         await context.route("**/*", block)
         page = await context.new_page()
         response = await page.goto(url, wait_until="load")
-        await page.wait_for_load_state("networkidle", timeout=IDLE_CAP * 1000)
+        if settle:
+            await page.wait_for_load_state("networkidle", timeout=IDLE_CAP * 1000)
         return response is not None and response.ok and "Section" in await page.content()
     finally:
         await context.close()
 
 
-async def main(pages: int) -> None:
+class Contenders:
+    """Every way of fetching a page at one concurrency; browsers start on first use."""
+
+    def __init__(self, playwright: Playwright | None, executable: str, concurrency: int):
+        self.playwright = playwright
+        self.executable = executable
+        self.concurrency = concurrency
+        self._ours: BrowserFetcher | None = None
+        self._browser: Browser | None = None
+
+    async def aclose(self) -> None:
+        if self._ours is not None:
+            await self._ours.aclose()
+        if self._browser is not None:
+            await self._browser.close()
+
+    async def launch(self) -> Browser:
+        return await self.playwright.chromium.launch(executable_path=self.executable,
+                                                     args=list(LAUNCH_ARGS))
+
+    async def ours(self, url: str) -> bool:
+        if self._ours is None:
+            self._ours = BrowserFetcher(BrowserSettings(
+                executable_path=self.executable, max_pages=self.concurrency,
+                network_idle_cap=IDLE_CAP))
+        fetched = await self._ours.fetch(FetchRequest(url=url))
+        return fetched.ok and "Section" in fetched.text
+
+    async def bare(self, url: str, settle: bool = True) -> bool:
+        if self._browser is None:
+            self._browser = await self.launch()
+        return await bare_page(self._browser, url, settle)
+
+    async def floor(self, url: str) -> bool:
+        return await self.bare(url, settle=False)
+
+    async def launch_per_fetch(self, url: str) -> bool:
+        browser = await self.launch()
+        try:
+            return await bare_page(browser, url)
+        finally:
+            await browser.close()
+
+    def fetches(self) -> dict[str, Fetch]:
+        return {"ours": self.ours, "bare": self.bare, "floor": self.floor,
+                "launch per fetch": self.launch_per_fetch}
+
+
+async def http_rates(urls: list[str], rounds: int) -> dict[int, float]:
+    http = HttpFetcher()
+
+    async def fetch(url: str) -> bool:
+        return (await http.fetch(FetchRequest(url=url))).ok
+
+    await run_all(urls, 1, fetch)
+    rates = {c: statistics.median([await run_all(urls, c, fetch) for _ in range(rounds)])
+             for c in CONCURRENCY}
+    await http.aclose()
+    return rates
+
+
+async def browser_rates(playwright: Playwright, executable: str, urls: list[str],
+                        rounds: int) -> dict[tuple[str, int], float]:
+    """Pages per second of every contender, rounds interleaved, median of the rounds."""
+    rates: dict[tuple[str, int], list[float]] = {}
+    for concurrency in CONCURRENCY:
+        contenders = Contenders(playwright, executable, concurrency)
+        fetches = contenders.fetches()
+        await fetches["ours"](urls[0])
+        await fetches["bare"](urls[0])
+        for _ in range(rounds):
+            for name, fetch in fetches.items():
+                rate = await run_all(urls, concurrency, fetch)
+                rates.setdefault((name, concurrency), []).append(rate)
+        await contenders.aclose()
+    return {key: statistics.median(values) for key, values in rates.items()}
+
+
+async def peak_memory(playwright: Playwright | None, executable: str, urls: list[str],
+                      name: str) -> dict[tuple[str, int], PeakPss]:
+    """Peak PSS of one contender alone (no other browser alive) at each concurrency."""
+    peaks: dict[tuple[str, int], PeakPss] = {}
+    for concurrency in CONCURRENCY:
+        contenders = Contenders(playwright, executable, concurrency)
+        fetch = contenders.fetches()[name]
+        await fetch(urls[0])
+        with PeakPss() as memory:
+            await run_all(urls, concurrency, fetch)
+        await contenders.aclose()
+        peaks[(name, concurrency)] = memory
+    return peaks
+
+
+def report(http: dict[int, float], rates: dict[tuple[str, int], float],
+           peaks: dict[tuple[str, int], PeakPss]) -> None:
+    print(f"{'fetcher':<22}{'conc':>5}{'pages/s':>10}{'peak PSS MiB (all / Chromium)':>32}")
+    for concurrency, rate in http.items():
+        print(f"{'http (static)':<22}{concurrency:>5}{rate:>10.2f}{'-':>32}")
+    for name in ("ours", "bare", "floor", "launch per fetch"):
+        for concurrency in CONCURRENCY:
+            memory = peaks.get((name, concurrency))
+            figure = f"{memory.peak:.0f} / {memory.browser:.0f}" if memory else "-"
+            print(f"{name:<22}{concurrency:>5}{rates[(name, concurrency)]:>10.2f}{figure:>32}")
+    print()
+    for concurrency in CONCURRENCY:
+        ours = rates[("ours", concurrency)]
+        print(f"c={concurrency}: ours / bare {ours / rates[('bare', concurrency)]:.2f} "
+              f"(target >= 0.85), ours / launch per fetch "
+              f"{ours / rates[('launch per fetch', concurrency)]:.2f} (target >= 3), "
+              f"ours / floor {ours / rates[('floor', concurrency)]:.2f}")
+    print(f"Chromium peak PSS at c=2: ours {peaks[('ours', 2)].browser:.0f} MiB "
+          "(target <= 450)")
+
+
+async def main(pages: int, rounds: int, executable: str) -> None:
     server = serve({**{f"/static/{n}": static_page(n) for n in range(pages)},
                     **{f"/app/{n}": scripted_page(n) for n in range(pages)}})
     base = f"http://127.0.0.1:{server.server_address[1]}"
     static = [f"{base}/static/{n}" for n in range(pages)]
-    scripted = [f"{base}/app/{n}" for n in range(pages)]
-    executable = find_browser(BrowserSettings(), None)
-    print(f"{pages} pages of ~{len(static_page(0)) // 1024} KB (static) / "
-          f"~{len(scripted_page(0)) // 1024} KB (script-rendered); browser {executable}")
-    print("peak PSS MiB: all descendants (Node driver + Chromium) / Chromium processes only")
-    print(f"{'fetcher':<28}{'conc':>5}{'pages/s':>10}{'peak PSS MiB':>16}")
-
-    http = HttpFetcher()
-    for concurrency in (1, 2, 4):
-        async def by_http(url: str) -> bool:
-            return (await http.fetch(FetchRequest(url=url))).ok
-        rate = await run_all(static, concurrency, by_http)
-        print(f"{'http (static)':<28}{concurrency:>5}{rate:>10.2f}{'-':>16}")
-    await http.aclose()
-
-    ours: dict[int, float] = {}
-    for concurrency in (1, 2, 4):
-        fetcher = BrowserFetcher(BrowserSettings(max_pages=concurrency,
-                                                 network_idle_cap=IDLE_CAP))
-        await fetcher.fetch(FetchRequest(url=scripted[0]))
-
-        async def by_browser(url: str, fetcher=fetcher) -> bool:
-            fetched = await fetcher.fetch(FetchRequest(url=url))
-            return fetched.ok and "Section" in fetched.text
-        with PeakPss() as memory:
-            ours[concurrency] = await run_all(scripted, concurrency, by_browser)
-        await fetcher.aclose()
-        print(f"{'browser fetcher (scripted)':<28}{concurrency:>5}{ours[concurrency]:>10.2f}"
-              f"{memory.peak:>10.0f} / {memory.browser:.0f}")
-
-    bare: dict[int, float] = {}
+    both = [url for n in range(pages) for url in (f"{base}/app/{n}", f"{base}/static/{n}")]
+    print(f"{pages} static pages (~{len(static_page(0)) // 1024} KB) and {pages} "
+          f"script-rendered pages (~{len(scripted_page(0)) // 1024} KB), {rounds} rounds "
+          f"(median); browser {executable}; {os.cpu_count()} CPUs")
+    http = await http_rates(static, rounds)
+    peaks = await peak_memory(None, executable, both, "ours")
     async with async_playwright() as playwright:
-        for concurrency in (1, 2, 4):
-            browser = await playwright.chromium.launch(executable_path=executable,
-                                                       args=list(LAUNCH_ARGS))
-            await bare_page(browser, scripted[0])
-            with PeakPss() as memory:
-                bare[concurrency] = await run_all(scripted, concurrency,
-                                                  lambda url, b=browser: bare_page(b, url))
-            await browser.close()
-            print(f"{'bare Playwright loop':<28}{concurrency:>5}{bare[concurrency]:>10.2f}"
-                  f"{memory.peak:>10.0f} / {memory.browser:.0f}")
-
-        async def launch_per_fetch(url: str) -> bool:
-            browser = await playwright.chromium.launch(executable_path=executable,
-                                                       args=list(LAUNCH_ARGS))
-            try:
-                return await bare_page(browser, url)
-            finally:
-                await browser.close()
-        per_launch = await run_all(scripted, 1, launch_per_fetch)
-        print(f"{'launch per fetch':<28}{1:>5}{per_launch:>10.2f}{'-':>16}")
-
-    print()
-    for concurrency in (1, 2, 4):
-        print(f"ours / bare Playwright at concurrency {concurrency}: "
-              f"{ours[concurrency] / bare[concurrency]:.2f} (target >= 0.85)")
-    print(f"ours / launch-per-fetch at concurrency 1: {ours[1] / per_launch:.2f} (target >= 3)")
+        peaks |= await peak_memory(playwright, executable, both, "bare")
+        rates = await browser_rates(playwright, executable, both, rounds)
+    report(http, rates, peaks)
     server.shutdown()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=8)
-    asyncio.run(main(parser.parse_args().pages))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--browser", help="Chromium to drive (default: as the watcher finds it)")
+    options = parser.parse_args()
+    browser = options.browser or find_browser(BrowserSettings(), None)
+    asyncio.run(main(options.pages, options.rounds, browser))
