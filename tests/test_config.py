@@ -122,3 +122,10 @@ def test_an_apprise_url_apprise_cannot_use_is_an_error_that_hides_its_secret():
     message = problems(text)
     assert "notify.team.urls: URL 1 is not a URL Apprise can use" in message
     assert "s3cret" not in message
+
+
+def test_a_daemon_setting_out_of_range_names_its_table_line():
+    text = GOOD.replace("[notify.team]", "[settings.daemon]\nmetrics_port = 70000\n\n[notify.team]")
+    line = text.splitlines().index("metrics_port = 70000") + 1
+    assert (f"targets.toml:{line}: settings.daemon.metrics_port: input should be less than or "
+            "equal to 65535 (got 70000)") in problems(text)

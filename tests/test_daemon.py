@@ -2,9 +2,12 @@
 
 import json
 import signal
+import socket
 import sqlite3
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -210,3 +213,63 @@ def test_daemon_killed_between_commit_and_send_delivers_after_restart(project, s
         assert second.stop() == 0
     finally:
         controller.stop()
+
+
+def _get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _samples(text: str) -> dict[str, float]:
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_healthz_and_metrics_count_checks_versions_broken_targets_and_the_backlog(
+        project, site, daemons):
+    port, no_mail_server = free_port(), free_port()
+    settings = FAST.replace("[settings.daemon]\n", f"[settings.daemon]\nmetrics_port = {port}\n")
+    project.write_config(settings + mail_route("dpo", no_mail_server, default=True)
+                         + target_toml("a", site.set("/a", PAGE))
+                         + target_toml("down", site.set("/down", "<h1>Down</h1>", status=503)))
+    daemon = daemons(project)
+    until(lambda: checks(project, "a") >= 1, what="the first check")
+    site.set("/a", PAGE.replace("Be nice.", "Be nice; we train on your data."))
+    metrics: dict[str, float] = {}
+
+    def changed_and_broken() -> bool:
+        metrics.update(_samples(_get(port, "/metrics")[1]))
+        return (metrics.get('watcher_checks_total{target="a",status="changed"}') == 1
+                and metrics.get("watcher_targets_broken") == 1)
+    until(changed_and_broken, what="a change and a broken target in /metrics")
+
+    assert metrics['watcher_checks_total{target="a",status="new"}'] == 1
+    assert metrics['watcher_versions_total{target="a"}'] == 2
+    assert metrics['watcher_checks_total{target="down",status="failed"}'] >= 2
+    assert metrics['watcher_notifications{status="pending"}'] >= 1
+    assert metrics['watcher_notifications{status="sent"}'] == 0
+    status, body = _get(port, "/healthz")
+    assert status == 200 and body.startswith("ok")
+    assert _get(port, "/healthz", method="POST")[0] == 405
+    assert _get(port, "/nothing")[0] == 404
+    assert daemon.stop() == 0
+    with pytest.raises(urllib.error.URLError):
+        _get(port, "/healthz")
+
+
+def test_a_metrics_port_in_use_is_a_clear_error(project, site, daemons):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = FAST.replace("[settings.daemon]\n",
+                                f"[settings.daemon]\nmetrics_port = {port}\n")
+        project.write_config(settings + target_toml("a", site.set("/a", PAGE)))
+        daemon = daemons(project)
+        assert daemon.process.wait(timeout=15) == 1
+    assert f"metrics_port {port}" in daemon.log()
+    assert checks(project, "a") == 0

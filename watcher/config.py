@@ -14,9 +14,9 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated
 
 from watcher.apprise_url import url_problem
@@ -47,6 +47,9 @@ class DaemonSettings:
     failures_before_broken: int = 3
     retry_base: float = 60.0
     heartbeat_interval: float = 5.0
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """A port for `/healthz` and Prometheus `/metrics`; 0 serves neither."""
+    metrics_host: str = "127.0.0.1"
 
 
 @validated(config=STRICT)
@@ -341,7 +344,7 @@ def _section(raw: Any, path: tuple[str | int, ...], kind: type, problems: list[P
     try:
         return TypeAdapter(kind).validate_python(data)
     except ValidationError as error:
-        depth = {"sources": 3, "browser": 2}
+        depth = {"sources": 3, "browser": 2, "daemon": 2}
         problems.extend(Problem(path + tuple(e["loc"][:depth.get(e["loc"][0], 1)]),
                                 _explain(e, kind)) for e in error.errors())
         return None
@@ -356,7 +359,8 @@ def _listify(data: dict) -> dict:
 
 def _explain(error: dict, kind: type) -> str:
     if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
-        nested = {"browser": BrowserSettings, "sources": Source}.get(error["loc"][0])
+        nested = {"browser": BrowserSettings, "daemon": DaemonSettings,
+                  "sources": Source}.get(error["loc"][0])
         allowed = [f.name for f in fields(nested)] if nested else []
         return _unknown_key((), str(error["loc"][-1]), allowed).message
     if error["type"] == "missing":
@@ -507,13 +511,14 @@ def _locate(source: str, path: tuple[str | int, ...]) -> int | None:
         start = starts[rest[1]]
         rest = rest[2:]
     elif rest and rest[0] in ("settings", "notify"):
-        name = ".".join(str(p) for p in rest[:2 if rest[0] == "notify" else 1])
+        table = 2 if rest[0] == "notify" or rest[1:2] in (["daemon"], ["browser"]) else 1
+        name = ".".join(str(p) for p in rest[:table])
         hits = [i for i, line in enumerate(lines)
                 if re.match(rf"^\s*\[\s*{re.escape(name)}\s*\]", line)]
         if not hits:
             return None
         start = hits[0]
-        rest = rest[2 if rest[0] == "notify" else 1:]
+        rest = rest[table:]
     else:
         start = -1
     for i in range(start + 1, len(lines)):

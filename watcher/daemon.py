@@ -29,6 +29,7 @@ from watcher.attention import announce
 from watcher.check import fetch_request, open_fetchers, run_checks
 from watcher.config import Config, ConfigError, Target, load_config
 from watcher.export import atom_feed
+from watcher.metrics import MetricsServer
 from watcher.models import CheckResult
 from watcher.notify import DeliveryReport, deliver_pending
 from watcher.schedule import Schedule, parse_timezone
@@ -38,6 +39,7 @@ __all__ = ["Daemon", "plan_groups", "configure_logging"]
 
 log = logging.getLogger("watcher.daemon")
 FAILED = ("failed", "suspect")
+HEALTHY_WITHIN = 10.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,19 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.store.beat(self.pid, _now(), started=True)
+        metrics = MetricsServer(lambda: self.store, max_age=max(3 * settings.heartbeat_interval,
+                                                                 HEALTHY_WITHIN))
+        if settings.metrics_port:
+            try:
+                await metrics.start(settings.metrics_host, settings.metrics_port)
+            except OSError as error:
+                log.error("settings.daemon.metrics_port %d on %s: %s; choose a free port or "
+                          "0 to turn the endpoints off", settings.metrics_port,
+                          settings.metrics_host, error.strerror or error)
+                self.store.daemon_stopped(self.pid, _now())
+                return 1
+            log.info("serving /healthz and /metrics on http://%s:%d", settings.metrics_host,
+                     settings.metrics_port)
         async with open_fetchers(self.config) as fetchers:
             self.fetchers = fetchers
             self.scheduler = AsyncIOScheduler(timezone=self.timezone)
@@ -103,6 +118,7 @@ class Daemon:
             self.scheduler.pause()
             await self._drain(settings.grace_period)
             self.scheduler.shutdown(wait=False)
+        await metrics.aclose()
         self.store.daemon_stopped(self.pid, _now())
         self.store.close()
         log.info("stopped")

@@ -82,6 +82,19 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Counters:
+    """Running totals over the whole database, for `/metrics`."""
+
+    checks: tuple[tuple[str, str, int], ...]
+    """(target, status, number of checks)."""
+    versions: tuple[tuple[str, int], ...]
+    """(target, number of versions)."""
+    notifications: tuple[tuple[str, int], ...]
+    """(outbox status, number of messages)."""
+    broken: int
+
+
+@dataclass(frozen=True)
 class FetcherDecision:
     """Which fetcher `auto` chose for a target, for which configuration, and when."""
 
@@ -531,6 +544,20 @@ class Store:
         if row is None:
             return None
         return row[0], _parse_time(row[1]), _parse_time(row[2]) if row[2] else None
+
+    def counters(self) -> Counters:
+        def rows(sql: str) -> tuple[tuple, ...]:
+            return tuple(tuple(row) for row in self.db.execute(sql).fetchall())
+
+        return Counters(
+            checks=rows("SELECT target_id, status, count(*) FROM checks "
+                        "GROUP BY target_id, status ORDER BY target_id, status"),
+            versions=rows("SELECT target_id, count(*) FROM versions GROUP BY target_id "
+                          "ORDER BY target_id"),
+            notifications=rows("SELECT status, count(*) FROM outbox GROUP BY status "
+                               "ORDER BY status"),
+            broken=self.db.execute("SELECT count(*) FROM target_health "
+                                   "WHERE broken_since IS NOT NULL").fetchone()[0])
 
     def consecutive_failures(self, target_id: str) -> int:
         row = self.db.execute(
