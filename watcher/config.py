@@ -94,6 +94,10 @@ class Settings:
     browser: BrowserSettings = field(default_factory=BrowserSettings)
 
 
+SETTINGS_TABLES: dict[str, type] = {"browser": BrowserSettings, "daemon": DaemonSettings}
+"""The tables nested in [settings]: errors in them name `settings.TABLE.key` and its line."""
+
+
 @validated(config=STRICT)
 class RangeSelector:
     """`{startBefore|startAfter = CSS, endBefore|endAfter = CSS}`: the content in between."""
@@ -344,7 +348,7 @@ def _section(raw: Any, path: tuple[str | int, ...], kind: type, problems: list[P
     try:
         return TypeAdapter(kind).validate_python(data)
     except ValidationError as error:
-        depth = {"sources": 3, "browser": 2, "daemon": 2}
+        depth = {"sources": 3} | dict.fromkeys(SETTINGS_TABLES, 2)
         problems.extend(Problem(path + tuple(e["loc"][:depth.get(e["loc"][0], 1)]),
                                 _explain(e, kind)) for e in error.errors())
         return None
@@ -359,8 +363,7 @@ def _listify(data: dict) -> dict:
 
 def _explain(error: dict, kind: type) -> str:
     if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
-        nested = {"browser": BrowserSettings, "daemon": DaemonSettings,
-                  "sources": Source}.get(error["loc"][0])
+        nested = {**SETTINGS_TABLES, "sources": Source}.get(error["loc"][0])
         allowed = [f.name for f in fields(nested)] if nested else []
         return _unknown_key((), str(error["loc"][-1]), allowed).message
     if error["type"] == "missing":
@@ -511,7 +514,8 @@ def _locate(source: str, path: tuple[str | int, ...]) -> int | None:
         start = starts[rest[1]]
         rest = rest[2:]
     elif rest and rest[0] in ("settings", "notify"):
-        table = 2 if rest[0] == "notify" or rest[1:2] in (["daemon"], ["browser"]) else 1
+        table = 2 if rest[0] == "notify" or (len(rest) > 2 and rest[1] in SETTINGS_TABLES) \
+            else 1
         name = ".".join(str(p) for p in rest[:table])
         hits = [i for i, line in enumerate(lines)
                 if re.match(rf"^\s*\[\s*{re.escape(name)}\s*\]", line)]

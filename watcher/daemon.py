@@ -91,19 +91,10 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.store.beat(self.pid, _now(), started=True)
-        metrics = MetricsServer(lambda: self.store, max_age=max(3 * settings.heartbeat_interval,
-                                                                 HEALTHY_WITHIN))
-        if settings.metrics_port:
-            try:
-                await metrics.start(settings.metrics_host, settings.metrics_port)
-            except OSError as error:
-                log.error("settings.daemon.metrics_port %d on %s: %s; choose a free port or "
-                          "0 to turn the endpoints off", settings.metrics_port,
-                          settings.metrics_host, error.strerror or error)
-                self.store.daemon_stopped(self.pid, _now())
-                return 1
-            log.info("serving /healthz and /metrics on http://%s:%d", settings.metrics_host,
-                     settings.metrics_port)
+        metrics = MetricsServer(self.store, max(3 * settings.heartbeat_interval, HEALTHY_WITHIN))
+        if not await self._serve_metrics(metrics):
+            self.store.daemon_stopped(self.pid, _now())
+            return 1
         async with open_fetchers(self.config) as fetchers:
             self.fetchers = fetchers
             self.scheduler = AsyncIOScheduler(timezone=self.timezone)
@@ -123,6 +114,22 @@ class Daemon:
         self.store.close()
         log.info("stopped")
         return 0
+
+    async def _serve_metrics(self, metrics: MetricsServer) -> bool:
+        """Starts /healthz and /metrics when a port is set; False when it cannot listen."""
+        settings = self.config.settings.daemon
+        if not settings.metrics_port:
+            return True
+        try:
+            await metrics.start(settings.metrics_host, settings.metrics_port)
+        except OSError as error:
+            log.error("settings.daemon.metrics_port %d on %s: %s; choose a free port or 0 to "
+                      "turn the endpoints off", settings.metrics_port, settings.metrics_host,
+                      error.strerror or error)
+            return False
+        log.info("serving /healthz and /metrics on http://%s:%d", settings.metrics_host,
+                 settings.metrics_port)
+        return True
 
     # -- jobs ----------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from watcher.store import Counters, Store
@@ -52,7 +51,7 @@ def render_metrics(counters: Counters, heartbeat: datetime | None) -> str:
 class MetricsServer:
     """A minimal HTTP/1.0 server for two read-only GET endpoints."""
 
-    def __init__(self, store: Callable[[], Store], max_age: float):
+    def __init__(self, store: Store, max_age: float):
         self.store = store
         self.max_age = max_age
         self._server: asyncio.Server | None = None
@@ -87,8 +86,7 @@ class MetricsServer:
         if method != "GET":
             return "405 Method Not Allowed", b"only GET\n", text
         path = path.split("?", 1)[0]
-        store = self.store()
-        state = store.daemon_state()
+        state = self.store.daemon_state()
         heartbeat = state[1] if state else None
         if path == "/healthz":
             age = (datetime.now(UTC) - heartbeat).total_seconds() if heartbeat else None
@@ -96,6 +94,6 @@ class MetricsServer:
                 return "200 OK", f"ok: last tick {age:.1f}s ago\n".encode(), text
             return "503 Service Unavailable", b"unhealthy: no recent scheduler tick\n", text
         if path == "/metrics":
-            return ("200 OK", render_metrics(store.counters(), heartbeat).encode(),
+            return ("200 OK", render_metrics(self.store.counters(), heartbeat).encode(),
                     "text/plain; version=0.0.4; charset=utf-8")
         return "404 Not Found", b"not found: try /healthz or /metrics\n", text
