@@ -11,6 +11,12 @@ concurrency 1, 2 and 4 with:
 - `floor`: the bare loop without any wait after `load` (it would miss content loaded later);
   not a baseline, it shows what the page itself costs.
 
+Last, the idle footprint: what a daemon keeps in memory between checks with the browser
+open, after `close_after_idle` has closed it, and what the first fetch after that costs.
+
+The CPU time per page is the whole machine's (Python, Playwright's Node driver, every Chromium
+process, and the loopback server in this process), so run it on an otherwise idle machine.
+
 Speed and memory are measured in separate passes, so that sampling /proc does not slow the
 timed runs; every timed configuration runs `--rounds` times, interleaved, and the median is
 printed. Memory is the peak PSS summed over this process's descendants while one contender
@@ -244,9 +250,12 @@ async def http_rates(urls: list[str], rounds: int) -> dict[int, float]:
 
 
 async def browser_rates(playwright: Playwright, executable: str, urls: list[str],
-                        rounds: int) -> dict[tuple[str, int], float]:
-    """Pages per second of every contender, rounds interleaved, median of the rounds."""
+                        rounds: int) -> tuple[dict[tuple[str, int], float],
+                                              dict[tuple[str, int], float]]:
+    """Pages per second of every contender, rounds interleaved, median of the rounds; and the
+    machine's CPU time per page (every process: Python, Node, Chromium), median too."""
     rates: dict[tuple[str, int], list[float]] = {}
+    cpu: dict[tuple[str, int], list[float]] = {}
     for concurrency in CONCURRENCY:
         contenders = Contenders(playwright, executable, concurrency)
         fetches = contenders.fetches()
@@ -254,10 +263,20 @@ async def browser_rates(playwright: Playwright, executable: str, urls: list[str]
         await fetches["bare"](urls[0])
         for _ in range(rounds):
             for name, fetch in fetches.items():
+                busy = busy_seconds()
                 rate = await run_all(urls, concurrency, fetch)
+                cpu.setdefault((name, concurrency), []).append(
+                    (busy_seconds() - busy) / len(urls) * 1000)
                 rates.setdefault((name, concurrency), []).append(rate)
         await contenders.aclose()
-    return {key: statistics.median(values) for key, values in rates.items()}
+    return ({key: statistics.median(values) for key, values in rates.items()},
+            {key: statistics.median(values) for key, values in cpu.items()})
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy since boot (/proc/stat, all CPUs)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 async def peak_memory(playwright: Playwright | None, executable: str, urls: list[str],
@@ -275,16 +294,38 @@ async def peak_memory(playwright: Playwright | None, executable: str, urls: list
     return peaks
 
 
+async def idle_footprint(executable: str, url: str) -> None:
+    idle = 2.0
+    fetcher = BrowserFetcher(BrowserSettings(executable_path=executable, close_after_idle=idle,
+                                             network_idle_cap=IDLE_CAP))
+    await fetcher.fetch(FetchRequest(url=url))
+    await asyncio.sleep(idle / 2)
+    kept = pss_mib(descendants(os.getpid()))
+    await asyncio.sleep(idle)
+    closed = pss_mib(descendants(os.getpid()))
+    started = time.monotonic()
+    await fetcher.fetch(FetchRequest(url=url))
+    cold = time.monotonic() - started
+    started = time.monotonic()
+    await fetcher.fetch(FetchRequest(url=url))
+    warm = time.monotonic() - started
+    await fetcher.aclose()
+    print(f"idle between checks: {kept:.0f} MiB PSS with the browser open, {closed:.0f} MiB "
+          f"after close_after_idle; next fetch {cold:.2f} s (relaunch) vs {warm:.2f} s")
+
+
 def report(http: dict[int, float], rates: dict[tuple[str, int], float],
-           peaks: dict[tuple[str, int], PeakPss]) -> None:
-    print(f"{'fetcher':<22}{'conc':>5}{'pages/s':>10}{'peak PSS MiB (all / Chromium)':>32}")
+           cpu: dict[tuple[str, int], float], peaks: dict[tuple[str, int], PeakPss]) -> None:
+    print(f"{'fetcher':<22}{'conc':>5}{'pages/s':>10}{'CPU ms/page':>13}"
+          f"{'peak PSS MiB (all / Chromium)':>32}")
     for concurrency, rate in http.items():
-        print(f"{'http (static)':<22}{concurrency:>5}{rate:>10.2f}{'-':>32}")
+        print(f"{'http (static)':<22}{concurrency:>5}{rate:>10.2f}{'-':>13}{'-':>32}")
     for name in ("ours", "bare", "floor", "launch per fetch"):
         for concurrency in CONCURRENCY:
-            memory = peaks.get((name, concurrency))
+            key = (name, concurrency)
+            memory = peaks.get(key)
             figure = f"{memory.peak:.0f} / {memory.browser:.0f}" if memory else "-"
-            print(f"{name:<22}{concurrency:>5}{rates[(name, concurrency)]:>10.2f}{figure:>32}")
+            print(f"{name:<22}{concurrency:>5}{rates[key]:>10.2f}{cpu[key]:>13.0f}{figure:>32}")
     print()
     for concurrency in CONCURRENCY:
         ours = rates[("ours", concurrency)]
@@ -309,8 +350,9 @@ async def main(pages: int, rounds: int, executable: str) -> None:
     peaks = await peak_memory(None, executable, both, "ours")
     async with async_playwright() as playwright:
         peaks |= await peak_memory(playwright, executable, both, "bare")
-        rates = await browser_rates(playwright, executable, both, rounds)
-    report(http, rates, peaks)
+        rates, cpu = await browser_rates(playwright, executable, both, rounds)
+    report(http, rates, cpu, peaks)
+    await idle_footprint(executable, both[0])
     server.shutdown()
 
 

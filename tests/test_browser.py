@@ -16,7 +16,7 @@ from tests.conftest import Silent, require_browser, target_toml
 from watcher.browser import BrowserFetcher
 from watcher.check import run_checks
 from watcher.config import BrowserSettings, parse_config
-from watcher.fetch import HttpFetcher
+from watcher.fetch import FetchRequest, HttpFetcher
 from watcher.store import Store
 
 pytestmark = pytest.mark.browser
@@ -135,8 +135,8 @@ def test_page_that_never_finishes_loading_fails_and_the_next_target_is_checked(
     assert store.version("slow") is None
 
 
-def _chromium_pids() -> list[int]:
-    """Chromium processes descending from this test process."""
+def _chromium_pids(names: tuple[str, ...] = ("chrom",)) -> list[int]:
+    """Processes descending from this test process whose name contains one of `names`."""
     parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -151,7 +151,7 @@ def _chromium_pids() -> list[int]:
         ancestor = pid
         while ancestor in parents and ancestor != mine:
             ancestor = parents[ancestor][0]
-        if ancestor == mine and "chrom" in comm:
+        if ancestor == mine and any(name in comm for name in names):
             found.append(pid)
     return found
 
@@ -297,3 +297,60 @@ def test_request_sent_after_a_long_script_is_awaited(runner, tmp_path, site):
                                                          select="#terms"))
     assert results[0].status == "new", results[0].reason
     assert texts(store, "t") == ["We keep logs for 21 days."]
+
+
+BROWSER_AND_DRIVER = ("chrom", "node")
+
+
+def test_idle_browser_is_closed_and_the_next_fetch_relaunches_it(site):
+    """Between checks hours apart, neither Chromium nor Playwright's driver stays in memory."""
+    require_browser()
+    url = site.set("/terms", scripted(30))
+    others = set(_chromium_pids(BROWSER_AND_DRIVER))
+
+    async def scenario() -> tuple[list[str], list[int], int, int]:
+        fetcher = BrowserFetcher(BrowserSettings(close_after_idle=1, network_idle_cap=1))
+        try:
+            texts = [(await fetcher.fetch(FetchRequest(url=url))).text]
+            await asyncio.sleep(0.3)
+            texts.append((await fetcher.fetch(FetchRequest(url=url))).text)
+            launches_while_busy = fetcher.launches
+            started = set(_chromium_pids(BROWSER_AND_DRIVER)) - others
+            deadline = time.monotonic() + 10
+            while [pid for pid in started if _alive(pid)] and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            left = [pid for pid in started if _alive(pid)]
+            site.set("/terms", scripted(45))
+            texts.append((await fetcher.fetch(FetchRequest(url=url))).text)
+            return texts, left, launches_while_busy, fetcher.launches
+        finally:
+            await fetcher.aclose()
+
+    texts, left, launches_while_busy, launches = asyncio.run(scenario())
+    assert launches_while_busy == 1, "the browser was closed between two close fetches"
+    assert not left, "the idle browser or its driver is still running"
+    assert launches == 2
+    assert ["30 days" in texts[0], "30 days" in texts[1], "45 days" in texts[2]] == [True] * 3
+
+
+def test_browser_is_replaced_after_its_share_of_pages(site):
+    require_browser()
+    url = site.set("/terms", scripted(30))
+
+    async def scenario() -> tuple[int, int, list[bool]]:
+        fetcher = BrowserFetcher(BrowserSettings(relaunch_after_pages=2, max_pages=2,
+                                                 network_idle_cap=1))
+        try:
+            for _ in range(5):
+                assert "30 days" in (await fetcher.fetch(FetchRequest(url=url))).text
+            sequential = fetcher.launches
+            together = await asyncio.gather(*(fetcher.fetch(FetchRequest(url=url))
+                                              for _ in range(6)))
+            return sequential, fetcher.launches, ["30 days" in f.text for f in together]
+        finally:
+            await fetcher.aclose()
+
+    sequential, launches, found = asyncio.run(scenario())
+    assert sequential == 3
+    assert launches > sequential
+    assert found == [True] * 6, "a page open on the old browser was cut off"

@@ -67,6 +67,10 @@ class BrowserSettings:
     block_third_party: bool = False
     third_party_timeout: float = 5.0
     auto_recheck_days: float = 7.0
+    close_after_idle: Annotated[float, Field(ge=0)] = 300.0
+    """Seconds without a fetch before the browser and Playwright's driver are closed; 0 never."""
+    relaunch_after_pages: Annotated[int, Field(ge=0)] = 1000
+    """Pages after which the browser is replaced (once its open pages are done); 0 never."""
 
 
 @validated(config=STRICT)
