@@ -2,7 +2,9 @@
 
 This module owns the schedule syntax of targets.toml — human intervals (`every 30s`,
 `every 6h`, `hourly`, `daily`, `weekly`) and 5-field cron expressions — and turns a schedule
-into the next planned check after the last one, and into an APScheduler trigger.
+into the next planned check after the last one, and into an APScheduler trigger. Cron
+expressions mean what crontab(5) says: 0 and 7 are Sunday (APScheduler 3's `from_crontab`
+counts weekdays from Monday, so the day-of-week field is translated to names first).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-__all__ = ["Schedule", "ScheduleError", "parse_schedule", "parse_timezone"]
+__all__ = ["Schedule", "ScheduleError", "cron_trigger", "parse_schedule", "parse_timezone"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|"
                     r"d|days?|w|weeks?)$", re.IGNORECASE)
 _NAMED = {"hourly": 3600, "daily": 86400, "weekly": 604800}
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_PART = re.compile(r"^(\*|\d)(?:-(\d))?(?:/(\d+))?$")
 
 
 class ScheduleError(ValueError):
@@ -38,14 +42,14 @@ class Schedule:
         if self.interval is not None:
             return IntervalTrigger(seconds=self.interval.total_seconds(), timezone=timezone,
                                    jitter=int(jitter) or None)
-        return CronTrigger.from_crontab(self.cron, timezone=timezone)
+        return cron_trigger(self.cron, timezone)
 
     def next_after(self, moment: datetime, timezone: ZoneInfo) -> datetime:
         """The first planned check after a check made at `moment`."""
         if self.interval is not None:
             return moment + self.interval
-        fire = CronTrigger.from_crontab(self.cron, timezone=timezone) \
-            .get_next_fire_time(None, moment)
+        fire = cron_trigger(self.cron, timezone).get_next_fire_time(
+            None, moment + timedelta(microseconds=1))
         return fire if fire is not None else moment + timedelta(days=1)
 
     @property
@@ -53,7 +57,7 @@ class Schedule:
         """Roughly how long between two checks (caps the retry backoff)."""
         if self.interval is not None:
             return self.interval
-        trigger = CronTrigger.from_crontab(self.cron)
+        trigger = cron_trigger(self.cron)
         first = trigger.get_next_fire_time(None, datetime.now().astimezone())
         second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
         return (second - first) if first and second else timedelta(days=1)
@@ -71,12 +75,38 @@ def parse_schedule(text: str) -> Schedule:
         return Schedule(text, interval=timedelta(seconds=seconds))
     if len(spec.split()) == 5:
         try:
-            CronTrigger.from_crontab(spec)
+            cron_trigger(spec)
         except ValueError as error:
             raise ScheduleError(f"{text!r} is not a valid cron expression ({error})") from None
         return Schedule(text, cron=spec)
     raise ScheduleError(f"{text!r} is not a schedule; use e.g. \"every 6h\", \"every 30m\", "
                         "\"daily\", \"hourly\", \"weekly\", or a cron expression \"0 7 * * 1-5\"")
+
+
+def cron_trigger(cron: str, timezone: ZoneInfo | None = None) -> CronTrigger:
+    """A crontab(5) expression as an APScheduler trigger, weekdays numbered as cron does."""
+    minute, hour, day, month, weekday = cron.split()
+    return CronTrigger.from_crontab(" ".join([minute, hour, day, month, _weekday_names(weekday)]),
+                                    timezone=timezone)
+
+
+def _weekday_names(field: str) -> str:
+    """`1-5` → `mon,tue,wed,thu,fri`; `0`, `7` → `sun`; `*/2` → `sun,tue,thu,sat`."""
+    if field == "*":
+        return field
+    names: list[str] = []
+    for part in field.split(","):
+        match = _DAY_PART.match(part)
+        if match is None:
+            names.append(part)
+            continue
+        first, last, step = match.groups()
+        start = 0 if first == "*" else int(first)
+        stop = 6 if first == "*" or (step and last is None) else int(last or first)
+        if start > 7 or stop > 7 or start > stop:
+            raise ValueError(f"day of week {part!r} is out of range (0-7, 0 and 7 are Sunday)")
+        names += [_CRON_DAYS[day] for day in range(start, stop + 1, int(step or 1))]
+    return ",".join(dict.fromkeys(names))
 
 
 def parse_timezone(name: str) -> ZoneInfo:

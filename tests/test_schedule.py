@@ -1,0 +1,40 @@
+"""Schedules: cron expressions fire on the days crontab(5) says."""
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from watcher.schedule import ScheduleError, parse_schedule
+
+SATURDAY = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+"""Saturday noon: every list of days below starts after it."""
+
+
+def fires(schedule_text: str, count: int, start: datetime = SATURDAY,
+          timezone: str = "UTC") -> list[str]:
+    schedule, moments, moment = parse_schedule(schedule_text), [], start
+    for _ in range(count):
+        moment = schedule.next_after(moment, ZoneInfo(timezone))
+        moments.append(moment.strftime("%a %H:%M"))
+    return moments
+
+
+def test_weekday_numbers_are_crontabs_monday_to_friday():
+    assert fires("0 7 * * 1-5", 6) == ["Mon 07:00", "Tue 07:00", "Wed 07:00", "Thu 07:00",
+                                       "Fri 07:00", "Mon 07:00"]
+
+
+@pytest.mark.parametrize("field, days", [
+    ("0", ["Sun"] * 2), ("7", ["Sun"] * 2), ("0-2", ["Sun", "Mon", "Tue", "Sun"]),
+    ("5-7", ["Sun", "Fri", "Sat", "Sun"]), ("*/2", ["Sun", "Tue", "Thu", "Sat", "Sun"]),
+    ("1,3", ["Mon", "Wed", "Mon"]), ("mon-fri", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+])
+def test_every_way_of_writing_the_day_of_week(field, days):
+    assert [moment.split()[0] for moment in fires(f"0 9 * * {field}", len(days))] == days
+
+
+def test_a_day_of_week_out_of_range_is_a_clear_error():
+    with pytest.raises(ScheduleError, match="out of range"):
+        parse_schedule("0 9 * * 3-9")
+
