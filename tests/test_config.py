@@ -129,3 +129,13 @@ def test_a_daemon_setting_out_of_range_names_its_table_line():
     line = text.splitlines().index("metrics_port = 70000") + 1
     assert (f"targets.toml:{line}: settings.daemon.metrics_port: input should be less than or "
             "equal to 65535 (got 70000)") in problems(text)
+
+
+def test_a_digest_must_be_calendar_times_and_names_its_line():
+    text = GOOD.replace("[[targets]]", 'digest = "every 6h"\n\n[[targets]]', 1)
+    line = text.splitlines().index('digest = "every 6h"') + 1
+    message = problems(text)
+    assert f"targets.toml:{line}: notify.team.digest: 'every 6h' is not a digest time" in message
+    assert "weekly" in message
+    assert parse_config(GOOD.replace("[[targets]]", 'digest = "0 17 * * 5"\n\n[[targets]]', 1),
+                        Path("targets.toml"), ENV).routes["team"].digest == "0 17 * * 5"

@@ -2,8 +2,10 @@
 loses nothing when a route is down or the process dies between commit and send."""
 
 import json
+import re
 import sqlite3
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -11,6 +13,9 @@ from apprise.plugins.slack import NotifySlack
 
 from tests.conftest import corpus_dir, target_toml
 from tests.standins import Inbox, Stall, free_port, mail_route
+from watcher.config import load_config
+from watcher.notify import deliver_pending
+from watcher.store import Store
 
 PAGE = "<main><h1>Privacy</h1><h2>4. Retention</h2><p>We keep chats for 30 days.</p></main>"
 
@@ -150,3 +155,44 @@ def test_notify_test_sends_a_sample_to_a_route(project, smtp):
     assert result.exit_code == 0 and "dpo: sent" in result.output
     assert "test" in smtp.messages[0]["Subject"]
     assert project.run("notify", "test", "nope").exit_code == 2
+
+
+def next_monday_8am(after: datetime) -> datetime:
+    days = (7 - after.weekday()) % 7
+    candidate = after.replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=days)
+    return candidate if candidate > after else candidate + timedelta(days=7)
+
+
+def test_a_weekly_digest_waits_for_monday_8am_then_sends_every_alert_in_one_email(
+        project, site, smtp):
+    digest = (mail_route("weekly", smtp.port).replace("to=dpo@", "to=digest@")
+              + 'digest = "weekly"\n')
+    project.write_config(digest + mail_route("now", smtp.port)
+                         + target_toml("p", site.set("/p", PAGE), notify=["weekly", "now"])
+                         + target_toml("q", site.set("/q", PAGE), notify=["weekly", "now"],
+                                       document="Terms of Service"))
+    project.run("check")
+    change_page(site)
+    site.set("/q", PAGE.replace("30 days", "60 days"))
+    checked_at = datetime.now(UTC)
+    assert project.run("check").exit_code == 0
+    assert [m["To"] for m in smtp.messages] == ["dpo@example.com"] * 2
+    due = next_monday_8am(checked_at)
+    listing = project.run("outbox").output
+    assert len(re.findall(rf"pending +weekly .* due {due:%Y-%m-%d} 08:00 UTC", listing)) == 2
+
+    config = load_config(project.config)
+    with Store(project.db) as store:
+        assert deliver_pending(config, store, now=due - timedelta(minutes=1)).sent == 0
+        assert deliver_pending(config, store, now=due).sent == 1
+        assert deliver_pending(config, store, now=due + timedelta(days=1)).sent == 0
+    [digest_mail] = [m for m in smtp.messages if m["To"] == "digest@example.com"]
+    assert digest_mail["Subject"] == ("policy-watcher digest: 2 alerts (Example — Privacy "
+                                      "Policy, Example — Terms of Service)")
+    body = html_of(digest_mail)
+    assert body.index("Example — Privacy Policy: 1 clause added, 1 clause modified") < \
+        body.index("Example — Terms of Service: 1 clause modified")
+    assert "You may object to training (opt-out)." in body and "60" in body
+    assert "watcher diff p --from 1 --to 2" in body and "watcher diff q --from 1 --to 2" in body
+    assert {row["route"]: row["status"] for row in project.json("outbox")} == \
+        {"weekly": "sent", "now": "sent"}

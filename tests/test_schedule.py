@@ -1,11 +1,11 @@
-"""Schedules: cron expressions fire on the days crontab(5) says."""
+"""Schedules: cron expressions fire on the days crontab(5) says; digests at calendar times."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from watcher.schedule import ScheduleError, parse_schedule
+from watcher.schedule import ScheduleError, parse_digest, parse_schedule
 
 SATURDAY = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 """Saturday noon: every list of days below starts after it."""
@@ -38,3 +38,15 @@ def test_a_day_of_week_out_of_range_is_a_clear_error():
     with pytest.raises(ScheduleError, match="out of range"):
         parse_schedule("0 9 * * 3-9")
 
+
+def test_digests_go_out_at_calendar_times_in_the_configured_timezone():
+    paris = ZoneInfo("Europe/Paris")
+    weekly = parse_digest("weekly").next_after(SATURDAY, paris)
+    assert weekly.astimezone(paris).strftime("%a %Y-%m-%d %H:%M") == "Mon 2026-11-23 08:00"
+    daily = parse_digest("daily").next_after(SATURDAY, paris)
+    assert daily.astimezone(paris) - SATURDAY.astimezone(paris) < timedelta(days=1)
+    assert daily.astimezone(paris).strftime("%H:%M") == "08:00"
+    assert parse_digest("0 17 * * 5").next_after(SATURDAY, paris).astimezone(paris) \
+        .strftime("%a %H:%M") == "Fri 17:00"
+    with pytest.raises(ScheduleError, match="not a digest time"):
+        parse_digest("every 6h")

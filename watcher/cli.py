@@ -468,10 +468,11 @@ def outbox(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _echo_json(entries)
         return
-    for e in entries:
-        click.echo(f"{e['id']:>5}  {e['status']:<8} {e['route']:<12} {e['target']} "
-                   f"v{e['version'] or '-'}  attempts={e['attempts']}"
-                   + (f"  error: {e['last_error']}" if e["last_error"] else ""))
+    for d in rows:
+        due = f"  due {d.due_at:%Y-%m-%d %H:%M %Z}" if d.status == "pending" else ""
+        click.echo(f"{d.id:>5}  {d.status:<8} {d.route:<12} {d.target} "
+                   f"v{d.version or '-'}  attempts={d.attempts}{due}"
+                   + (f"  error: {d.last_error}" if d.last_error else ""))
 
 
 @outbox.command("retry")

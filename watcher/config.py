@@ -21,7 +21,7 @@ from pydantic.dataclasses import dataclass as validated
 
 from watcher.apprise_url import url_problem
 from watcher.normalize import DATE_PATTERNS, Range, Selection, check_selector
-from watcher.schedule import Schedule, ScheduleError, parse_schedule, parse_timezone
+from watcher.schedule import Schedule, ScheduleError, parse_digest, parse_schedule, parse_timezone
 
 __all__ = ["BrowserSettings", "Config", "ConfigError", "Route", "Settings", "Source", "Target",
            "load_config", "parse_config"]
@@ -148,6 +148,8 @@ class Route:
     """Only these target ids (empty: any)."""
     tags: tuple[str, ...] = ()
     """Only targets with one of these tags (empty: any)."""
+    digest: str | None = None
+    """Gather alerts and send them as one message at these times (`daily`, `weekly`, cron)."""
 
     def wants(self, target: Target, significance: str | None, topics: tuple[str, ...]) -> bool:
         ranks = ("cosmetic", "low", "medium", "high")
@@ -459,6 +461,11 @@ def _check_routes(routes: dict[str, Route]) -> list[Problem]:
             why = url_problem(url)
             if why:
                 problems.append(Problem(("notify", name, "urls"), f"URL {index + 1} {why}"))
+        if route.digest is not None:
+            try:
+                parse_digest(route.digest)
+            except ScheduleError as error:
+                problems.append(Problem(("notify", name, "digest"), str(error)))
         if not route.urls and not route.config:
             problems.append(Problem(("notify", name), "has no urls (or config); add "
                                                       "urls = [\"mailtos://…\"]"))

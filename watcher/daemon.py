@@ -40,6 +40,8 @@ __all__ = ["Daemon", "plan_groups", "configure_logging"]
 log = logging.getLogger("watcher.daemon")
 FAILED = ("failed", "suspect")
 HEALTHY_WITHIN = 10.0
+DELIVERY_INTERVAL = 60.0
+"""Seconds between two looks at the outbox when no check runs (retries, digests due)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class Daemon:
             self._install(plan_groups(self.config))
             self.scheduler.add_job(self._tick, "interval", seconds=settings.heartbeat_interval,
                                    id="heartbeat", coalesce=True, max_instances=1)
+            self.scheduler.add_job(self._deliver, "interval", seconds=DELIVERY_INTERVAL,
+                                   id="deliver", coalesce=True, max_instances=1)
             log.info("started: %d targets in %d groups, database %s",
                      len(self.config.targets), len(self.groups), self.db_path)
             await self._deliver()
@@ -194,7 +198,7 @@ class Daemon:
             temporary.replace(target)
 
     async def _deliver(self) -> None:
-        """Send what the outbox owes (alerts of this run, retries of earlier ones)."""
+        """Send what the outbox owes: alerts of a run, retries and digests that are due."""
         async with self.delivering:
             report = await asyncio.to_thread(_deliver_with_own_connection, self.config,
                                              self.db_path)

@@ -5,13 +5,16 @@ alerts it owes are committed together. `deliver_pending` (used by `watcher check
 outbox retry` and the daemon) renders each alert for each route — HTML for e-mail, Markdown
 for Slack, plain text elsewhere — sends it, and records every attempt: a URL that accepted a
 message is never sent it again, a failing one is retried with exponential backoff, and one
-failing route never holds up another. Apprise URLs carry credentials and are never logged.
+failing route never holds up another. A route with a `digest` schedule gets its alerts queued
+until the next digest time, then all of them in one message. Apprise URLs carry credentials
+and are never logged.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -21,13 +24,16 @@ from watcher.apprise_url import redact
 from watcher.config import Config, Route, Target
 from watcher.models import Diff
 from watcher.render import changes_as_html, diff_as_markdown, diff_as_text
+from watcher.schedule import parse_digest, parse_timezone
 from watcher.significance import topic_label
 from watcher.store import Delivery, Store
 
 __all__ = ["Message", "queue_change", "queue_notice", "deliver_pending", "render_change",
-           "routes_for", "send_test"]
+           "render_digest", "routes_for", "send_test"]
 
 MAX_CHANGES = 12
+MAX_DIGEST_CHANGES = 5
+"""Changed clauses shown per alert in a digest; the rest are counted."""
 MAX_ATTEMPTS = 12
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=6)
@@ -62,7 +68,8 @@ def queue_change(config: Config, store: Store, target: Target, diff: Diff, at: d
     routes = [r for r in routes_for(config, target) if r.wants(target, diff.significance,
                                                                 diff.topics)]
     for route in routes:
-        store.enqueue(route.name, target.id, diff.to_version, "change", at)
+        store.enqueue(route.name, target.id, diff.to_version, "change", at,
+                      due=_digest_time(config, route, at))
     return len(routes)
 
 
@@ -71,11 +78,20 @@ def queue_notice(config: Config, store: Store, target: Target, title: str, body:
     """Queue a plain notice (e.g. "needs attention") for the target's routes."""
     with store.transaction():
         for route in routes_for(config, target):
-            store.enqueue(route.name, target.id, None, "notice", at, title=title, body=body)
+            store.enqueue(route.name, target.id, None, "notice", at, title=title, body=body,
+                          due=_digest_time(config, route, at))
 
 
-def render_change(config: Config, target: Target, diff: Diff, recorded_at: datetime) -> Message:
-    shown = replace(diff, changes=diff.changes[:MAX_CHANGES])
+def _digest_time(config: Config, route: Route, at: datetime) -> datetime | None:
+    """The first digest time after `at` for a digest route; None sends at once."""
+    if not route.digest:
+        return None
+    return parse_digest(route.digest).next_after(at, parse_timezone(config.settings.timezone))
+
+
+def render_change(config: Config, target: Target, diff: Diff, recorded_at: datetime,
+                  max_changes: int = MAX_CHANGES) -> Message:
+    shown = replace(diff, changes=diff.changes[:max_changes])
     left_out = len(diff.changes) - len(shown.changes)
     title = f"{target.title}: {diff.summary.describe()}"
     if diff.topics:
@@ -103,6 +119,19 @@ def render_change(config: Config, target: Target, diff: Diff, recorded_at: datet
     return Message(title=title, text=text, markdown=markdown, html=body_html)
 
 
+def render_digest(messages: Sequence[Message]) -> Message:
+    """One message standing for several alerts, each under its own title, oldest first."""
+    count = len(messages)
+    named = ", ".join(dict.fromkeys(m.title.split(":", 1)[0] for m in messages))
+    title = f"policy-watcher digest: {count} alert{'s' if count > 1 else ''} ({named})"
+    text = "\n\n".join(f"== {m.title}\n{m.text}" for m in messages)
+    markdown = "\n\n".join(f"*{_md_line(m.title)}*\n{m.markdown}" for m in messages)
+    body_html = "".join(
+        '<h2 style="font-family:Arial,Helvetica,sans-serif;font-size:16px;margin:24px 0 8px 0">'
+        f"{html.escape(m.title)}</h2>{m.html}" for m in messages)
+    return Message(title=title, text=text, markdown=markdown, html=body_html)
+
+
 def _md_line(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+!|<>~])", r"\\\1", text)
 
@@ -122,20 +151,34 @@ def deliver_pending(config: Config, store: Store, force: bool = False,
         with store.transaction():
             store.revive_failed()
     sent, failed = 0, []
-    for delivery in store.outbox(("pending",), due_before=None if force else now):
-        error = _deliver(config, store, delivery, now)
+    for batch in _batches(config, store.outbox(("pending",), due_before=None if force else now)):
+        error = _deliver(config, store, batch, now)
         if error is None:
             sent += 1
         else:
-            failed.append(f"route {delivery.route} ({delivery.target}): {error}")
+            targets = ", ".join(dict.fromkeys(d.target for d in batch))
+            failed.append(f"route {batch[0].route} ({targets}): {error}")
     return DeliveryReport(sent=sent, failed=tuple(failed))
 
 
-def _deliver(config: Config, store: Store, delivery: Delivery, now: datetime) -> str | None:
-    route = config.routes.get(delivery.route)
-    target = config.target(delivery.target)
-    message = _message_for(config, store, delivery, target) if target else None
-    delivered = set(delivery.delivered_urls)
+def _batches(config: Config, deliveries: list[Delivery]) -> list[list[Delivery]]:
+    """One message each, except a digest route's alerts: together (same URLs still owed)."""
+    single, digests = [], {}
+    for delivery in deliveries:
+        route = config.routes.get(delivery.route)
+        if route is not None and route.digest:
+            digests.setdefault((delivery.route, delivery.delivered_urls), []).append(delivery)
+        else:
+            single.append([delivery])
+    return single + list(digests.values())
+
+
+def _deliver(config: Config, store: Store, batch: list[Delivery], now: datetime) -> str | None:
+    """Sends one message for the batch to the route's URLs still owed it; records the attempt."""
+    first = batch[0]
+    route = config.routes.get(first.route)
+    message = _message_for_batch(config, store, batch)
+    delivered = set(first.delivered_urls)
     if route is None or message is None:
         error = "route or target no longer in the configuration"
     else:
@@ -148,16 +191,29 @@ def _deliver(config: Config, store: Store, delivery: Delivery, now: datetime) ->
             else:
                 errors.append(f"{redact(url)} did not accept the message")
         error = "; ".join(errors) or None
-    attempts = delivery.attempts + 1
+    attempts = max(d.attempts for d in batch) + 1
     backoff = min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_CAP)
     with store.transaction():
-        store.record_attempt(delivery.id, now, sorted(delivered), error,
-                             now + backoff if error else None, give_up=attempts >= MAX_ATTEMPTS)
+        for delivery in batch:
+            store.record_attempt(delivery.id, now, sorted(delivered), error,
+                                 now + backoff if error else None,
+                                 give_up=attempts >= MAX_ATTEMPTS)
     return error
 
 
+def _message_for_batch(config: Config, store: Store, batch: list[Delivery]) -> Message | None:
+    """The alert of a single delivery, or the digest of several (those still renderable)."""
+    if len(batch) == 1:
+        return _message_for(config, store, batch[0])
+    messages = [m for d in batch if (m := _message_for(config, store, d, MAX_DIGEST_CHANGES))]
+    return render_digest(messages) if messages else None
+
+
 def _message_for(config: Config, store: Store, delivery: Delivery,
-                 target: Target) -> Message | None:
+                 max_changes: int = MAX_CHANGES) -> Message | None:
+    target = config.target(delivery.target)
+    if target is None:
+        return None
     if delivery.kind != "change":
         title, body = delivery.title or "", delivery.body or ""
         return Message(title=title, text=body, markdown=_md_line(body),
@@ -166,7 +222,7 @@ def _message_for(config: Config, store: Store, delivery: Delivery,
     diff = store.stored_diff(target.id, delivery.version or 0)
     if version is None or diff is None:
         return None
-    return render_change(config, target, diff, version.recorded_at)
+    return render_change(config, target, diff, version.recorded_at, max_changes)
 
 
 def _send(url: str, message: Message) -> bool:

@@ -2,9 +2,10 @@
 
 This module owns the schedule syntax of targets.toml — human intervals (`every 30s`,
 `every 6h`, `hourly`, `daily`, `weekly`) and 5-field cron expressions — and turns a schedule
-into the next planned check after the last one, and into an APScheduler trigger. Cron
-expressions mean what crontab(5) says: 0 and 7 are Sunday (APScheduler 3's `from_crontab`
-counts weekdays from Monday, so the day-of-week field is translated to names first).
+into the next planned check after the last one, and into an APScheduler trigger; and the
+sending times of digest routes. Cron expressions mean what crontab(5) says: 0 and 7 are
+Sunday (APScheduler 3's `from_crontab` counts weekdays from Monday, so the day-of-week field
+is translated to names first).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-__all__ = ["Schedule", "ScheduleError", "cron_trigger", "parse_schedule", "parse_timezone"]
+__all__ = ["Schedule", "ScheduleError", "cron_trigger", "parse_digest", "parse_schedule",
+           "parse_timezone"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|"
@@ -81,6 +83,24 @@ def parse_schedule(text: str) -> Schedule:
         return Schedule(text, cron=spec)
     raise ScheduleError(f"{text!r} is not a schedule; use e.g. \"every 6h\", \"every 30m\", "
                         "\"daily\", \"hourly\", \"weekly\", or a cron expression \"0 7 * * 1-5\"")
+
+
+DIGEST_NAMED = {"daily": "0 8 * * *", "weekly": "0 8 * * 1"}
+
+
+def parse_digest(text: str) -> Schedule:
+    """When a digest route sends: `daily` (08:00), `weekly` (Monday 08:00) or a cron expression.
+
+    Intervals are refused: a digest gathers the alerts of a calendar period, so its sending
+    times must not depend on when each alert was queued.
+    """
+    spec = text.strip()
+    cron = DIGEST_NAMED.get(spec.lower(), spec)
+    if len(cron.split()) != 5:
+        raise ScheduleError(f"{text!r} is not a digest time; use \"daily\" (08:00), "
+                            "\"weekly\" (Monday 08:00) or a cron expression such as "
+                            "\"0 17 * * 5\"")
+    return parse_schedule(cron)
 
 
 def cron_trigger(cron: str, timezone: ZoneInfo | None = None) -> CronTrigger:

@@ -79,6 +79,8 @@ class Delivery:
     attempts: int
     delivered_urls: tuple[int, ...]
     last_error: str | None
+    due_at: datetime
+    """When it is (next) sent: at once, after a failure's backoff, or at its digest's time."""
 
 
 @dataclass(frozen=True)
@@ -580,11 +582,12 @@ class Store:
     # -- outbox ------------------------------------------------------------------------
 
     def enqueue(self, route: str, target_id: str, version: int | None, kind: str, at: datetime,
-                title: str | None = None, body: str | None = None) -> None:
+                title: str | None = None, body: str | None = None,
+                due: datetime | None = None) -> None:
         self.db.execute(
             "INSERT INTO outbox (route, target_id, version, kind, title, body, created_at, "
             "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [route, target_id, version, kind, title, body, _iso(at), _iso(at)])
+            [route, target_id, version, kind, title, body, _iso(at), _iso(due or at)])
 
     def outbox(self, statuses: Sequence[str] = ("pending", "sent", "failed"),
                due_before: datetime | None = None) -> list[Delivery]:
@@ -603,7 +606,8 @@ class Store:
                          version=r["version"], kind=r["kind"], title=r["title"], body=r["body"],
                          status=r["status"], attempts=r["attempts"],
                          delivered_urls=tuple(json.loads(r["delivered_urls"])),
-                         last_error=r["last_error"]) for r in rows]
+                         last_error=r["last_error"],
+                         due_at=_parse_time(r["next_attempt_at"])) for r in rows]
 
     def record_attempt(self, delivery_id: int, at: datetime, delivered_urls: Sequence[int],
                        error: str | None, next_attempt_at: datetime | None,
