@@ -173,6 +173,32 @@ def test_browser_killed_between_two_checks(runner, tmp_path, site):
     assert "We keep logs for 45 days." in texts(store, "t")
 
 
+def test_playwright_driver_killed_between_two_checks(tmp_path, site):
+    """Playwright's Node driver dying (out of memory, a stray signal) is a crash too."""
+    require_browser()
+    url = site.set("/terms", scripted(30))
+    others = set(_chromium_pids(("node",)))
+    with asyncio.Runner() as loop:
+        fetcher = BrowserFetcher(BrowserSettings(timeout=5, network_idle_cap=1))
+        fetchers = {"http": HttpFetcher(), "browser": fetcher}
+        config = parse_config(target_toml("t", url, fetcher="browser", select="#terms"),
+                              tmp_path / "targets.toml")
+        store = Store(tmp_path / "watcher.db")
+        try:
+            assert loop.run(run_checks(config, store, config.targets, fetchers))[0].status == "new"
+            drivers = set(_chromium_pids(("node",))) - others
+            assert drivers, "no Playwright driver found"
+            for pid in drivers:
+                os.kill(pid, signal.SIGKILL)
+            site.set("/terms", scripted(45))
+            second = loop.run(run_checks(config, store, config.targets, fetchers))
+            assert second[0].status == "changed", second[0].reason
+            assert "We keep logs for 45 days." in texts(store, "t")
+        finally:
+            loop.run(fetcher.aclose())
+            loop.run(fetchers["http"].aclose())
+
+
 def _alive(pid: int) -> bool:
     """Running or stopped; a zombie (killed, not yet reaped) counts as gone."""
     try:

@@ -135,14 +135,26 @@ class BrowserFetcher:
                 await self._drop_browser()
             if self._browser is None or not self._browser.is_connected():
                 await self._drop_browser()
-                if self._playwright is None:
-                    self._playwright = await async_playwright().start()
-                self._browser = await self._start(self._playwright)
+                self._browser = await self._launch()
                 self.launches += 1
                 self._served = 0
             self._leases += 1
             self._served += 1
             return self._browser
+
+    async def _launch(self) -> Browser:
+        """Starts the browser, and Playwright's driver first when it is not running; a driver
+        that died (killed, out of memory) is replaced rather than used again."""
+        for attempt in (1, 2):
+            if self._playwright is None:
+                self._playwright = await async_playwright().start()
+            try:
+                return await self._start(self._playwright)
+            except PlaywrightError:
+                if attempt == 2:
+                    raise
+                await self._stop_driver()
+        raise AssertionError("unreachable")
 
     async def _start(self, playwright: Playwright) -> Browser:
         chromium = playwright.chromium
