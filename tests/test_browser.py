@@ -135,7 +135,7 @@ def test_page_that_never_finishes_loading_fails_and_the_next_target_is_checked(
     assert store.version("slow") is None
 
 
-def _chromium_pids(names: tuple[str, ...] = ("chrom",)) -> list[int]:
+def _descendant_pids(names: tuple[str, ...] = ("chrom",)) -> list[int]:
     """Processes descending from this test process whose name contains one of `names`."""
     parents = {}
     for entry in Path("/proc").iterdir():
@@ -161,7 +161,7 @@ def test_browser_killed_between_two_checks(runner, tmp_path, site):
     toml = target_toml("t", url, fetcher="browser", select="#terms")
     first, _ = check(runner, tmp_path, toml)
     assert first[0].status == "new"
-    pids = _chromium_pids()
+    pids = _descendant_pids()
     assert pids, "no Chromium process found"
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -173,30 +173,46 @@ def test_browser_killed_between_two_checks(runner, tmp_path, site):
     assert "We keep logs for 45 days." in texts(store, "t")
 
 
-def test_playwright_driver_killed_between_two_checks(tmp_path, site):
-    """Playwright's Node driver dying (out of memory, a stray signal) is a crash too."""
-    require_browser()
-    url = site.set("/terms", scripted(30))
-    others = set(_chromium_pids(("node",)))
+@contextlib.contextmanager
+def own_browser(tmp_path: Path, url: str, timeout: float):
+    """A browser fetcher of the test's own (the test harms it), and a check of target `t`."""
     with asyncio.Runner() as loop:
-        fetcher = BrowserFetcher(BrowserSettings(timeout=5, network_idle_cap=1))
+        fetcher = BrowserFetcher(BrowserSettings(timeout=timeout, network_idle_cap=1))
         fetchers = {"http": HttpFetcher(), "browser": fetcher}
         config = parse_config(target_toml("t", url, fetcher="browser", select="#terms"),
                               tmp_path / "targets.toml")
         store = Store(tmp_path / "watcher.db")
+
+        def check_t():
+            return loop.run(run_checks(config, store, config.targets, fetchers))[0]
+
         try:
-            assert loop.run(run_checks(config, store, config.targets, fetchers))[0].status == "new"
-            drivers = set(_chromium_pids(("node",))) - others
-            assert drivers, "no Playwright driver found"
-            for pid in drivers:
-                os.kill(pid, signal.SIGKILL)
-            site.set("/terms", scripted(45))
-            second = loop.run(run_checks(config, store, config.targets, fetchers))
-            assert second[0].status == "changed", second[0].reason
-            assert "We keep logs for 45 days." in texts(store, "t")
+            yield fetcher, check_t, store
         finally:
             loop.run(fetcher.aclose())
             loop.run(fetchers["http"].aclose())
+
+
+def test_playwright_driver_killed_between_two_checks(tmp_path, site):
+    """Playwright's Node driver dying (out of memory, a stray signal) is a crash too."""
+    require_browser()
+    url = site.set("/terms", scripted(30))
+    others = set(_descendant_pids(("node",)))
+    with own_browser(tmp_path, url, timeout=5) as (_, check_t, store):
+        assert check_t().status == "new"
+        drivers = set(_descendant_pids(("node",))) - others
+        assert drivers, "no Playwright driver found"
+        harm_then_expect_the_change(drivers, signal.SIGKILL, site, check_t, store)
+
+
+def harm_then_expect_the_change(pids: set[int], sig: int, site, check_t, store: Store) -> None:
+    """Signal `pids`, change the page: the next check must still record the new text."""
+    for pid in pids:
+        os.kill(pid, sig)
+    site.set("/terms", scripted(45))
+    second = check_t()
+    assert second.status == "changed", second.reason
+    assert "We keep logs for 45 days." in texts(store, "t")
 
 
 def _alive(pid: int) -> bool:
@@ -210,31 +226,20 @@ def _alive(pid: int) -> bool:
 def test_hung_browser_is_replaced_and_the_next_check_succeeds(tmp_path, site):
     require_browser()
     url = site.set("/terms", scripted(30))
-    others = set(_chromium_pids())
-    with asyncio.Runner() as loop:
-        fetcher = BrowserFetcher(BrowserSettings(timeout=3, network_idle_cap=1))
-        fetchers = {"http": HttpFetcher(), "browser": fetcher}
-        config = parse_config(target_toml("t", url, fetcher="browser", select="#terms"),
-                              tmp_path / "targets.toml")
-        store = Store(tmp_path / "watcher.db")
+    others = set(_descendant_pids())
+    hung: set[int] = set()
+    with own_browser(tmp_path, url, timeout=3) as (fetcher, check_t, store):
         try:
-            assert loop.run(run_checks(config, store, config.targets, fetchers))[0].status == "new"
-            hung = set(_chromium_pids()) - others
+            assert check_t().status == "new"
+            hung = set(_descendant_pids()) - others
             assert hung, "no Chromium process found"
-            for pid in hung:
-                os.kill(pid, signal.SIGSTOP)
-            site.set("/terms", scripted(45))
-            second = loop.run(run_checks(config, store, config.targets, fetchers))
-            assert second[0].status == "changed", second[0].reason
-            assert "We keep logs for 45 days." in texts(store, "t")
+            harm_then_expect_the_change(hung, signal.SIGSTOP, site, check_t, store)
             assert fetcher.launches == 2
             assert not [pid for pid in hung if _alive(pid)], "the hung browser was left running"
         finally:
             for pid in hung:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            loop.run(fetcher.aclose())
-            loop.run(fetchers["http"].aclose())
 
 
 def test_four_targets_fetched_concurrently(runner, tmp_path, site):
@@ -332,7 +337,7 @@ def test_idle_browser_is_closed_and_the_next_fetch_relaunches_it(site):
     """Between checks hours apart, neither Chromium nor Playwright's driver stays in memory."""
     require_browser()
     url = site.set("/terms", scripted(30))
-    others = set(_chromium_pids(BROWSER_AND_DRIVER))
+    others = set(_descendant_pids(BROWSER_AND_DRIVER))
 
     async def scenario() -> tuple[list[str], list[int], int, int]:
         fetcher = BrowserFetcher(BrowserSettings(close_after_idle=1, network_idle_cap=1))
@@ -341,7 +346,7 @@ def test_idle_browser_is_closed_and_the_next_fetch_relaunches_it(site):
             await asyncio.sleep(0.3)
             texts.append((await fetcher.fetch(FetchRequest(url=url))).text)
             launches_while_busy = fetcher.launches
-            started = set(_chromium_pids(BROWSER_AND_DRIVER)) - others
+            started = set(_descendant_pids(BROWSER_AND_DRIVER)) - others
             deadline = time.monotonic() + 10
             while [pid for pid in started if _alive(pid)] and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
