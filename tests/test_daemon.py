@@ -215,6 +215,30 @@ def test_daemon_killed_between_commit_and_send_delivers_after_restart(project, s
         controller.stop()
 
 
+def test_alerts_queued_while_the_daemon_waits_are_sent_without_a_check(project, site,
+                                                                      daemons):
+    """What `watcher check --no-notify` (or a failed send, or a digest) leaves in the outbox
+    goes out when due, though the daemon's next check is hours away."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        project.write_config(FAST.replace('"every 1s"', '"every 6h"')
+                             + mail_route("dpo", controller.port, default=True)
+                             + target_toml("p", site.set("/p", PAGE)))
+        project.run("check")
+        daemon = daemons(project)
+        until(lambda: "started" in daemon.log(), what="the daemon to start")
+        site.set("/p", PAGE.replace("Be nice.", "Be nice and opt out."))
+        assert project.run("check", "--no-notify").exit_code == 0
+        until(lambda: len(inbox.messages) == 1, what="the queued alert")
+        assert "opt out" in inbox.messages[0].get_body(("html",)).get_content()
+        assert checks(project, "p") == 2
+        assert daemon.stop() == 0
+    finally:
+        controller.stop()
+
+
 def _get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
     try:

@@ -40,8 +40,6 @@ __all__ = ["Daemon", "plan_groups", "configure_logging"]
 log = logging.getLogger("watcher.daemon")
 FAILED = ("failed", "suspect")
 HEALTHY_WITHIN = 10.0
-DELIVERY_INTERVAL = 60.0
-"""Seconds between two looks at the outbox when no check runs (retries, digests due)."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +102,9 @@ class Daemon:
             self._install(plan_groups(self.config))
             self.scheduler.add_job(self._tick, "interval", seconds=settings.heartbeat_interval,
                                    id="heartbeat", coalesce=True, max_instances=1)
-            self.scheduler.add_job(self._deliver, "interval", seconds=DELIVERY_INTERVAL,
-                                   id="deliver", coalesce=True, max_instances=1)
+            self.scheduler.add_job(self._deliver_due, "interval",
+                                   seconds=settings.heartbeat_interval, id="deliver",
+                                   coalesce=True, max_instances=1)
             log.info("started: %d targets in %d groups, database %s",
                      len(self.config.targets), len(self.groups), self.db_path)
             await self._deliver()
@@ -204,6 +203,11 @@ class Daemon:
                                              self.db_path)
         for line in report.failed:
             log.warning("delivery failed: %s", line)
+
+    async def _deliver_due(self) -> None:
+        """Retries and digests leave when they are due, whether or not a check runs then."""
+        if self.store.outbox(("pending",), due_before=_now()):
+            await self._deliver()
 
     async def _polite(self, host: str) -> None:
         """Keep at least `host_delay` seconds between two fetches from one host."""
