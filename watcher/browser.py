@@ -109,10 +109,10 @@ class BrowserFetcher:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self.launches = 0
-        self._calls = 0
-        self._leases = 0
-        self._served = 0
-        self._drained = asyncio.Event()
+        self._calls = 0  # fetches under way, waiting for a page or not: at 0 idle time starts
+        self._leases = 0  # pages open on the current browser
+        self._served = 0  # pages opened on the current browser since it started
+        self._drained = asyncio.Event()  # set when the last open page is done
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_close: asyncio.Task | None = None
 
