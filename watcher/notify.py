@@ -119,10 +119,11 @@ def render_change(config: Config, target: Target, diff: Diff, recorded_at: datet
     return Message(title=title, text=text, markdown=markdown, html=body_html)
 
 
-def render_digest(messages: Sequence[Message]) -> Message:
-    """One message standing for several alerts, each under its own title, oldest first."""
+def render_digest(messages: Sequence[Message], documents: Sequence[str]) -> Message:
+    """One message standing for several alerts, each under its own title, oldest first;
+    `documents` (the targets' titles) are named in the digest's title."""
     count = len(messages)
-    named = ", ".join(dict.fromkeys(m.title.split(":", 1)[0] for m in messages))
+    named = ", ".join(dict.fromkeys(documents))
     title = f"policy-watcher digest: {count} alert{'s' if count > 1 else ''} ({named})"
     text = "\n\n".join(f"== {m.title}\n{m.text}" for m in messages)
     markdown = "\n\n".join(f"*{_md_line(m.title)}*\n{m.markdown}" for m in messages)
@@ -205,8 +206,9 @@ def _message_for_batch(config: Config, store: Store, batch: list[Delivery]) -> M
     """The alert of a single delivery, or the digest of several (those still renderable)."""
     if len(batch) == 1:
         return _message_for(config, store, batch[0])
-    messages = [m for d in batch if (m := _message_for(config, store, d, MAX_DIGEST_CHANGES))]
-    return render_digest(messages) if messages else None
+    shown = [(d, m) for d in batch if (m := _message_for(config, store, d, MAX_DIGEST_CHANGES))]
+    documents = [target.title for d, _ in shown if (target := config.target(d.target))]
+    return render_digest([m for _, m in shown], documents) if shown else None
 
 
 def _message_for(config: Config, store: Store, delivery: Delivery,
