@@ -297,6 +297,10 @@ def test_remote_browser_over_cdp(project, site, tmp_path):
                              + target_toml("t", url, fetcher="browser", select="#terms"))
         assert project.json("check")[0]["status"] == "new"
         assert project.run("show", "t").output == "## Retention\n\nWe keep logs for 30 days.\n"
+        # The watcher only disconnected: the shared browser still serves the next check.
+        assert remote.poll() is None
+        site.set("/terms", scripted(90))
+        assert project.json("check")[0]["status"] == "changed"
     finally:
         remote.kill()
         remote.wait()
