@@ -332,7 +332,9 @@ def report(http: dict[int, float], rates: dict[tuple[str, int], float],
         print(f"c={concurrency}: ours / bare {ours / rates[('bare', concurrency)]:.2f} "
               f"(target >= 0.85), ours / launch per fetch "
               f"{ours / rates[('launch per fetch', concurrency)]:.2f} (target >= 3), "
-              f"ours / floor {ours / rates[('floor', concurrency)]:.2f}")
+              f"ours / floor {ours / rates[('floor', concurrency)]:.2f}; once the CPUs are "
+              f"saturated ours / launch per fetch tends to CPU per page launch / ours "
+              f"{cpu[('launch per fetch', concurrency)] / cpu[('ours', concurrency)]:.2f}")
     print(f"Chromium peak PSS at c=2: ours {peaks[('ours', 2)].browser:.0f} MiB "
           "(target <= 450)")
 
