@@ -389,3 +389,45 @@ def test_browser_is_replaced_after_its_share_of_pages(site):
     assert sequential == 3
     assert launches > sequential
     assert found == [True] * 6, "a page open on the old browser was cut off"
+
+
+def test_script_from_another_host_builds_the_page(runner, tmp_path, site):
+    # "localhost" is another host than the page's "127.0.0.1": the script is third-party,
+    # fetched on the page's behalf like a CDN's would be.
+    site.set("/cdn/app.js", BUILD.format(days=45), content_type="text/javascript")
+    cdn = site.url("/cdn/app.js").replace("127.0.0.1", "localhost")
+    url = site.set("/terms", f'<html><body><main id="terms"></main><script src="{cdn}">'
+                             '</script></body></html>')
+    results, store = check(runner, tmp_path, target_toml("t", url, fetcher="browser",
+                                                         select="#terms"))
+    assert results[0].status == "new", results[0].reason
+    assert texts(store, "t") == ["Retention", "We keep logs for 45 days."]
+
+
+def test_error_status_in_the_browser_is_a_failed_check(runner, tmp_path, site):
+    url = site.set("/terms", scripted(30))
+    toml = target_toml("t", url, fetcher="browser", select="#terms")
+    check(runner, tmp_path, toml)
+    for status in (500, 404, 403):
+        site.set("/terms", f"<html><body><main id='terms'><p>Error {status}</p></main>"
+                           "</body></html>", status=status)
+        results, store = check(runner, tmp_path, toml)
+        assert results[0].status == "failed"
+        assert f"HTTP {status}" in results[0].reason
+    assert store.version("t").number == 1
+    assert texts(store, "t") == ["Retention", "We keep logs for 30 days."]
+
+
+@pytest.mark.parametrize("redirect", [
+    "<script>location.replace('/terms')</script>",
+    "<script>setTimeout(() => { location.href = '/terms'; }, 60)</script>",
+    '<meta http-equiv="refresh" content="0; url=/terms">',
+])
+def test_page_that_redirects_itself_is_read_where_it_lands(runner, tmp_path, site, redirect):
+    site.set("/terms", scripted(30))
+    start = site.set("/start", f"<html><head>{redirect}</head><body><main id='terms'>"
+                               "<p>Redirecting…</p></main></body></html>")
+    results, store = check(runner, tmp_path, target_toml("t", start, fetcher="browser",
+                                                         select="#terms"))
+    assert results[0].status == "new", results[0].reason
+    assert texts(store, "t") == ["Retention", "We keep logs for 30 days."]
