@@ -2,6 +2,7 @@
 
 import json
 import signal
+import socket
 import sqlite3
 import time
 
@@ -96,6 +97,29 @@ def test_meta_charset_is_honoured(project, site):
     project.write_config(target_toml("c", site.url("/c")))
     project.run("check")
     assert project.run("show", "c").output == "“Quoted” text\n"
+
+
+def test_undeclared_legacy_charset_is_detected(project, site):
+    text = ("Vos données personnelles sont conservées pendant la durée nécessaire à la "
+            "finalité du traitement, puis supprimées ou anonymisées.")
+    site.set("/c", f"<html><body><p>{text}</p></body></html>".encode("cp1252"),
+             content_type="text/html")
+    project.write_config(target_toml("c", site.url("/c")))
+    project.run("check")
+    assert project.run("show", "c").output == text + "\n"
+
+
+def test_unreachable_host_is_a_failed_check_that_says_so(project):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    project.write_config(target_toml("down", f"http://127.0.0.1:{port}/terms"))
+    result = project.run("check", "--json")
+    assert result.exit_code == 1
+    [down] = json.loads(result.stdout)
+    assert down["status"] == "failed"
+    assert "network error" in down["reason"] and "refused" in down["reason"].lower()
+    assert project.json("list")[0]["versions"] == 0
 
 
 def test_size_cap_fails_the_check(project, site):

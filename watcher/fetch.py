@@ -8,6 +8,7 @@ the error becomes `Fetched.error`, which the check pipeline records as a failed 
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -70,8 +71,20 @@ def decode_html(content: bytes, header_charset: str | None = None) -> str:
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError:
-        best = charset_normalizer.from_bytes(content).best()
-        return str(best) if best is not None else content.decode("utf-8", errors="replace")
+        return _detect(content)
+
+
+def _detect(content: bytes) -> str:
+    """An undeclared legacy encoding. Single-byte code pages often tie (French text reads
+    equally well as cp1250 and cp1252); a tie goes to windows-1252, the web's default
+    (WHATWG Encoding), so "à" does not come out as "ŕ"."""
+    matches = charset_normalizer.from_bytes(content)
+    best = matches.best()
+    if best is None:
+        return content.decode("windows-1252", errors="replace")
+    tied = [match for match in matches
+            if (match.chaos, match.coherence) == (best.chaos, best.coherence)]
+    return str(next((match for match in tied if match.encoding == "cp1252"), best))
 
 
 class HttpFetcher:
@@ -99,8 +112,7 @@ class HttpFetcher:
         except httpx.TimeoutException:
             result = Fetched(url=request.url, error=f"timed out after {request.timeout:g}s")
         except httpx.HTTPError as error:
-            result = Fetched(url=request.url,
-                             error=f"network error: {type(error).__name__}: {error}".rstrip(": "))
+            result = Fetched(url=request.url, error=_network_error(error))
         elapsed = int((time.monotonic() - started) * 1000)
         return Fetched(**{**result.__dict__, "duration_ms": elapsed, "fetcher": self.name})
 
@@ -133,3 +145,19 @@ def _too_large(request: FetchRequest, response: httpx.Response, size: int) -> Fe
     return Fetched(url=request.url, final_url=str(response.url), status=response.status_code,
                    error=f"response larger than the {request.max_bytes:,}-byte cap "
                          f"(at least {size:,} bytes); raise settings.max_bytes if it is real")
+
+
+def _network_error(error: httpx.HTTPError) -> str:
+    """httpx often says only "All connection attempts failed"; the deepest cause says why
+    ("Connection refused", "Name or service not known")."""
+    cause: BaseException = error
+    for _ in range(10):
+        deeper = cause.__cause__ or cause.__context__
+        if deeper is None:
+            break
+        cause = deeper
+    if isinstance(cause, OSError) and cause.errno:
+        reason = os.strerror(cause.errno) if cause.errno > 0 else cause.strerror or str(cause)
+    else:
+        reason = str(cause) or type(cause).__name__
+    return f"network error: {reason} ({type(error).__name__})"
