@@ -39,6 +39,8 @@ class Site:
         self.hits: dict[str, int] = {}
         self.request_headers: dict[str, dict[str, str]] = {}
         self.posts: list[tuple[str, bytes]] = []
+        self.post_answer: tuple[int, bytes] = (200, b"")
+        """What every POST gets back: a webhook receiver that may refuse."""
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,9 +69,11 @@ class Site:
             def do_POST(self) -> None:  # noqa: N802 - a webhook receiver for notifications
                 length = int(self.headers.get("Content-Length") or 0)
                 site.posts.append((self.path, self.rfile.read(length)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
+                status, body = site.post_answer
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -103,6 +103,7 @@ def test_smtp_down_keeps_the_alert_pending_then_delivers_it_exactly_once(project
     [row] = project.json("outbox")
     assert row["status"] == "pending" and row["attempts"] == 1
     assert "did not accept" in row["last_error"] and "example.com" not in row["last_error"]
+    assert "Connection refused" in row["last_error"]
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
@@ -155,6 +156,22 @@ def test_notify_test_sends_a_sample_to_a_route(project, smtp):
     assert result.exit_code == 0 and "dpo: sent" in result.output
     assert "test" in smtp.messages[0]["Subject"]
     assert project.run("notify", "test", "nope").exit_code == 2
+
+
+def test_a_refusing_route_says_why_without_its_credentials(project, site, monkeypatch):
+    monkeypatch.setattr(NotifySlack, "webhook_url", site.url("/slack"))
+    site.post_answer = (403, b"invalid_token")
+    token, password = "TIiajkdnlazkcOXrIdevi7FQ", "S3cret-Passw0rd"
+    project.write_config(
+        f'[notify.team]\nurls = ["slack://T1JJ3T3L2/A1BRTD4JD/{token}/#privacy"]\n'
+        f'[notify.dpo]\nurls = ["mailto://alice:{password}@127.0.0.1:{free_port()}'
+        '?from=watcher@example.com&to=dpo@example.com"]\n')
+    result = project.run("notify", "test", "team", "dpo")
+    assert result.exit_code == 1
+    assert "team: " in result.output and "invalid_token" in result.output
+    assert "dpo: " in result.output and "Connection refused" in result.output
+    for secret in (token, "T1JJ3T3L2", password, "alice", "dpo@example.com"):
+        assert secret not in result.output
 
 
 def next_monday_8am(after: datetime) -> datetime:

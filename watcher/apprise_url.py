@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["redact", "redact_text", "url_problem"]
 
@@ -33,12 +33,19 @@ def redact(url: str) -> str:
     return f"{scheme}://{host}{f':{port}' if port else ''}{rest}"
 
 
-def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """A message with every URL (and every given secret string) redacted."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, redact(secret))
-    return _URL.sub(lambda m: redact(m.group(0)), text)
+def redact_text(text: str, url: str) -> str:
+    """A message about `url` (an Apprise log line) with every URL and every part of `url`
+    that may be a credential or an address (user, password, path, query values) redacted."""
+    parts = urlsplit(url)
+    secrets = [parts.username, parts.password, parts.netloc.split("@")[0],
+               *re.split(r"[/#]", parts.path + "#" + parts.fragment),
+               *(value for pair in re.split(r"[&;]", parts.query)
+                 for value in re.split(r"[=,]", pair)[1:])]
+    text = _URL.sub(lambda m: redact(m.group(0)), text)
+    for secret in sorted({unquote(s) for s in secrets if s and len(s) >= 4}, key=len,
+                         reverse=True):
+        text = text.replace(secret, "…")
+    return text
 
 
 def url_problem(url: str) -> str | None:

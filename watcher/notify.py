@@ -13,14 +13,16 @@ and are never logged.
 from __future__ import annotations
 
 import html
+import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import apprise
 
-from watcher.apprise_url import redact
+from watcher.apprise_url import redact, redact_text
 from watcher.config import Config, Route, Target
 from watcher.models import Diff
 from watcher.render import changes_as_html, diff_as_markdown, diff_as_text
@@ -37,6 +39,11 @@ MAX_DIGEST_CHANGES = 5
 MAX_ATTEMPTS = 12
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=6)
+REASON_LENGTH = 400
+DETAIL_RECORDS = ("Socket Exception", "Response Details")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_CAPTURE = threading.Lock()
+"""Apprise logs to one logger: one send at a time, so a reason is never another URL's."""
 HTML_SCHEMES = ("mailto", "mailtos", "email")
 MARKDOWN_SCHEMES = ("slack", "discord", "mmost", "mmosts", "msteams", "matrix", "matrixs",
                     "tgram", "rocket", "rockets", "zulip")
@@ -187,10 +194,11 @@ def _deliver(config: Config, store: Store, batch: list[Delivery], now: datetime)
         for index, url in enumerate(route.urls):
             if index in delivered:
                 continue
-            if _send(url, message):
+            refused = _send(url, message)
+            if refused is None:
                 delivered.add(index)
             else:
-                errors.append(f"{redact(url)} did not accept the message")
+                errors.append(refused)
         error = "; ".join(errors) or None
     attempts = max(d.attempts for d in batch) + 1
     backoff = min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_CAP)
@@ -227,7 +235,8 @@ def _message_for(config: Config, store: Store, delivery: Delivery,
     return render_change(config, target, diff, version.recorded_at, max_changes)
 
 
-def _send(url: str, message: Message) -> bool:
+def _send(url: str, message: Message) -> str | None:
+    """None once `url` accepted the message, else why not, in Apprise's words (redacted)."""
     scheme = url.split("://", 1)[0].lower()
     if scheme in HTML_SCHEMES:
         body, body_format = message.html, apprise.NotifyFormat.HTML
@@ -237,8 +246,29 @@ def _send(url: str, message: Message) -> bool:
         body, body_format = message.text, apprise.NotifyFormat.TEXT
     sender = apprise.Apprise()
     if not sender.add(url):
-        return False
-    return bool(sender.notify(title=message.title, body=body, body_format=body_format))
+        return f"{redact(url)} is not a URL Apprise can use"
+    with _CAPTURE, apprise.LogCapture(level=logging.DEBUG, fmt="%(levelname)s %(message)s") \
+            as log:
+        accepted = bool(sender.notify(title=message.title, body=body, body_format=body_format))
+    if accepted:
+        return None
+    why = "; ".join(_reasons(log.getvalue()))
+    return f"{redact(url)} did not accept the message" + (
+        f": {redact_text(why, url)[:REASON_LENGTH]}" if why else "")
+
+
+def _reasons(log: str) -> list[str]:
+    """Apprise's warnings, and the debug records that say what the server or socket answered
+    (never the other debug records: they carry the message itself)."""
+    records: list[tuple[str, str]] = []
+    for line in log.splitlines():
+        level, _, text = line.partition(" ")
+        if level in LOG_LEVELS:
+            records.append((level, text))
+        elif records:  # a record of several lines ("Response Details:\r\n{body}")
+            records[-1] = (records[-1][0], f"{records[-1][1]} {line}")
+    return [" ".join(text.split()) for level, text in records
+            if level not in ("DEBUG", "INFO") or text.startswith(DETAIL_RECORDS)]
 
 
 def send_test(config: Config, route: Route) -> list[str]:
@@ -249,5 +279,4 @@ def send_test(config: Config, route: Route) -> list[str]:
              "and the words inserted or deleted.",
         markdown="This is a **test alert** from policy-watcher.",
         html="<p>This is a <strong>test alert</strong> from policy-watcher.</p>")
-    return [f"{redact(url)} did not accept the message" for url in route.urls
-            if not _send(url, message)]
+    return [refused for url in route.urls if (refused := _send(url, message)) is not None]
