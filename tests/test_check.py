@@ -235,3 +235,31 @@ def test_diff_across_several_versions_is_ranked_too(project, site):
     diff = project.json("diff", "p", "--from", "1", "--to", "3")
     assert diff["summary"]["modified"] == 2
     assert diff["significance"] == "high" and "retention" in diff["topics"]
+
+
+def test_a_database_from_an_older_release_is_upgraded_in_place(project, site):
+    first = "<main><h2>A</h2><p>One.</p><p>Two.</p><h2>B</h2><p>Three.</p></main>"
+    url = site.set("/p", first)
+    project.write_config(target_toml("p", url))
+    project.run("check")
+    with sqlite3.connect(project.db) as conn:  # what a database of schema 4 looked like
+        conn.execute("ALTER TABLE changes DROP COLUMN from_section")
+        conn.execute("PRAGMA user_version = 4")
+    site.set("/p", "<main><h2>A</h2><p>One.</p><h2>B</h2><p>Three.</p><p>Two.</p></main>")
+    assert project.json("check")[0]["status"] == "changed"
+    assert [v["version"] for v in project.json("history", "p")] == [1, 2]
+    assert "MOVED (low)  A → B\n  Two." in project.run("diff", "p").output
+    with Store(project.db) as store:
+        assert store.schema_version == 5
+
+
+def test_a_database_from_a_newer_release_is_refused_untouched(project, site):
+    project.write_config(target_toml("p", site.set("/p", POLICY)))
+    project.run("check")
+    with sqlite3.connect(project.db) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    before = project.db.read_bytes()
+    result = project.run("list")
+    assert result.exit_code != 0
+    assert "newer than this policy-watcher" in result.output and "upgrade" in result.output
+    assert project.db.read_bytes() == before

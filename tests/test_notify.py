@@ -75,6 +75,38 @@ def test_page_text_is_escaped_in_the_email(project, site, smtp):
     assert "<script>" not in body and "&lt;script&gt;" in body
 
 
+def test_a_removed_and_a_moved_clause_reach_every_format(project, site, smtp, monkeypatch):
+    monkeypatch.setattr(NotifySlack, "webhook_url", site.url("/slack"))
+    promise = "We never sell your data to &lt;partners&gt; or brokers."
+    before = ("<main><h1>Privacy</h1><h2>1. Sharing</h2><p>{promise}</p>"
+              "<p>Processors act on our instructions only.</p><h2>2. Retention</h2>"
+              "<p>We keep chats for 30 days.</p><p>Backups are erased after 90 days.</p></main>")
+    after = ("<main><h1>Privacy</h1><h2>1. Sharing</h2><p>Backups are erased after 90 days.</p>"
+             "<p>Processors act on our instructions only.</p><h2>2. Retention</h2>"
+             "<p>We keep chats for 30 days.</p></main>")
+    project.write_config(mail_route("dpo", smtp.port)
+                         + '[notify.team]\nurls = ["slack://T000/B000/XXXXXXXX/#privacy"]\n'
+                         + target_toml("p", site.set("/p", before.format(promise=promise)),
+                                       notify=["dpo", "team"]))
+    project.run("check")
+    site.set("/p", after)
+    project.run("check")
+    plain = promise.replace("&lt;", "<").replace("&gt;", ">")
+    moved = "Privacy › 2. Retention → Privacy › 1. Sharing"
+    text = project.run("diff", "p").output
+    assert "REMOVED" in text and f"- {plain}" in text
+    assert f"MOVED (low)  {moved}\n  Backups are erased after 90 days." in text
+    body = html_of(smtp.messages[0])
+    assert re.search(r"<del[^>]*>We never sell your data to &lt;partners&gt; or brokers\.</del>",
+                     body)
+    assert moved in body and "Backups are erased after 90 days." in body
+    assert "<partners>" not in body
+    [(_, raw)] = site.posts
+    slack = json.dumps(json.loads(raw), ensure_ascii=False)
+    assert "~We never sell your data to" in slack and "Backups are erased" in slack
+    assert moved in slack
+
+
 def test_slack_route_gets_markdown_with_marked_insertions_and_deletions(project, site,
                                                                           monkeypatch):
     monkeypatch.setattr(NotifySlack, "webhook_url", site.url("/slack"))

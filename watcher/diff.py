@@ -181,7 +181,8 @@ def _moves_and_rest(old: Sequence[Clause], new: Sequence[Clause],
         if r in moved_to:
             b = moved_to[r]
             changes.append(Change(type="moved", section=new[b].section, before=clause.text,
-                                  after=new[b].text, kind=clause.kind, old_index=r, new_index=b))
+                                  after=new[b].text, kind=clause.kind, old_index=r, new_index=b,
+                                  from_section=clause.section))
         else:
             changes.append(Change(type="removed", section=clause.section, before=clause.text,
                                   after=None, kind=clause.kind, old_index=r))

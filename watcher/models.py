@@ -96,6 +96,8 @@ class Change:
     significance: Significance | None = None
     old_index: int | None = None
     new_index: int | None = None
+    from_section: tuple[str, ...] = ()
+    """For a `moved` clause: the section it left (`section` is where it went)."""
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def diff_as_text(diff: Diff, color: bool = False) -> str:
         tag = change.type.upper()
         if change.significance:
             tag += f" ({change.significance})"
-        out += ["", style(f"{tag}  {section_label(change.section)}", fg="cyan")]
+        out += ["", style(f"{tag}  {where(change)}", fg="cyan")]
         if change.type == "modified":
             out.append("  " + "".join(
                 op.text if op.op == "equal" else
@@ -81,6 +81,13 @@ def diff_as_text(diff: Diff, color: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
+def where(change: Change) -> str:
+    """The clause's section; for a clause moved to another section, from where to where."""
+    if change.type == "moved" and change.from_section and change.from_section != change.section:
+        return f"{section_label(change.from_section)} → {section_label(change.section)}"
+    return section_label(change.section)
+
+
 def markdown_escape(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
@@ -88,7 +95,7 @@ def markdown_escape(text: str) -> str:
 def diff_as_markdown(diff: Diff) -> str:
     out = [f"## {markdown_escape(_header(diff))}"]
     for change in diff.changes:
-        out += ["", f"**{change.type.capitalize()}** — _{markdown_escape(section_label(change.section))}_",
+        out += ["", f"**{change.type.capitalize()}** — _{markdown_escape(where(change))}_",
                 ""]
         if change.type == "modified":
             out.append("".join(
@@ -126,7 +133,7 @@ def changes_as_html(diff: Diff) -> str:
         parts.append(
             '<div style="margin:0 0 16px 0;padding:8px 12px;border-left:4px solid #888">'
             f'<div style="font-size:12px;color:#555">{e(label)} — '
-            f'{e(section_label(change.section))}</div><p style="margin:4px 0 0 0">')
+            f'{e(where(change))}</div><p style="margin:4px 0 0 0">')
         if change.type == "modified":
             parts.append("".join(
                 e(op.text) if op.op == "equal" else

@@ -226,7 +226,13 @@ def _migration_fetching(db: Database) -> None:
     """)
 
 
-MIGRATIONS = [_migration_1, _migration_daemon, _migration_outbox, _migration_fetching]
+def _migration_moves(db: Database) -> None:
+    """Where a moved clause came from, so a move between sections shows as one."""
+    db.execute("ALTER TABLE changes ADD COLUMN from_section TEXT")
+
+
+MIGRATIONS = [_migration_1, _migration_daemon, _migration_outbox, _migration_fetching,
+              _migration_moves]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -393,12 +399,13 @@ class Store:
               c.text, c.key) for i, c in enumerate(clauses)])
         self.db.conn.executemany(
             "INSERT INTO changes (version_id, position, type, kind, section, before, after, "
-            "inline, topics, significance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "inline, topics, significance, from_section) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(version_id, i, c.type, c.kind, json.dumps(list(c.section), ensure_ascii=False),
               c.before, c.after,
               json.dumps([[op.op, op.text] for op in c.inline], ensure_ascii=False)
               if c.inline else None,
-              json.dumps(list(c.topics)), c.significance)
+              json.dumps(list(c.topics)), c.significance,
+              json.dumps(list(c.from_section), ensure_ascii=False) if c.from_section else None)
              for i, c in enumerate(changes or ())])
         return number
 
@@ -474,13 +481,15 @@ class Store:
         """The stored changes that version `number` made to the one before it."""
         rows = self.db.execute(
             "SELECT c.type, c.kind, c.section, c.before, c.after, c.inline, c.topics, "
-            "c.significance FROM changes c JOIN versions ON versions.id = c.version_id "
+            "c.significance, c.from_section FROM changes c "
+            "JOIN versions ON versions.id = c.version_id "
             "WHERE versions.target_id = ? AND versions.number = ? ORDER BY c.position",
             [target_id, number]).fetchall()
         return [Change(type=t, kind=k, section=tuple(json.loads(s)), before=b, after=a,
                        inline=tuple(InlineOp(op, text) for op, text in json.loads(i or "[]")),
-                       topics=tuple(json.loads(tp or "[]")), significance=sig)
-                for t, k, s, b, a, i, tp, sig in rows]
+                       topics=tuple(json.loads(tp or "[]")), significance=sig,
+                       from_section=tuple(json.loads(fs or "[]")))
+                for t, k, s, b, a, i, tp, sig, fs in rows]
 
     # -- checks --------------------------------------------------------------------------
 
