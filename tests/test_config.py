@@ -139,3 +139,16 @@ def test_a_digest_must_be_calendar_times_and_names_its_line():
     assert "weekly" in message
     assert parse_config(GOOD.replace("[[targets]]", 'digest = "0 17 * * 5"\n\n[[targets]]', 1),
                         Path("targets.toml"), ENV).routes["team"].digest == "0 17 * * 5"
+
+
+def test_a_target_schedule_and_an_ignore_pattern_that_cannot_work_name_their_line():
+    text = GOOD.replace('fetcher = "http"', 'fetcher = "http"\nschedule = "every fortnight"\n'
+                                            'ignore = ["visits: (\\\\d+"]')
+    lines = text.splitlines()
+    message = problems(text)
+    schedule_line = lines.index('schedule = "every fortnight"') + 1
+    ignore_line = next(i for i, line in enumerate(lines) if line.startswith("ignore")) + 1
+    assert f"targets.toml:{schedule_line}: targets[1].schedule: 'every fortnight' is not a " \
+           "schedule" in message
+    assert f"targets.toml:{ignore_line}: targets[1].ignore" in message
+    assert "invalid regular expression" in message and "missing )" in message
