@@ -127,12 +127,18 @@ def test_page_that_never_finishes_loading_fails_and_the_next_target_is_checked(
         runner, tmp_path, site):
     slow = site.set("/slow", "<html><body><p>late</p></body></html>", delay=20)
     fine = site.set("/fine", "<main><p>Fine.</p></main>")
+    busy = site.set("/busy", "<main><p>Busy.</p></main><script>"
+                             "onload = () => setTimeout(() => { for (;;) {} }, 10)</script>")
     results, store = check(runner, tmp_path, target_toml("slow", slow, fetcher="browser")
-                           + target_toml("fine", fine, fetcher="browser"))
+                           + target_toml("fine", fine, fetcher="browser")
+                           + target_toml("busy", busy, fetcher="browser"))
     assert results[0].status == "failed"
     assert "timed out after 4s" in results[0].reason
     assert results[1].status == "new"
-    assert store.version("slow") is None
+    assert results[2].status == "failed"
+    assert "could not be read" in results[2].reason and "a script keeps it busy" in \
+        results[2].reason
+    assert store.version("slow") is None and store.version("busy") is None
 
 
 def _descendant_pids(names: tuple[str, ...] = ("chrom",)) -> list[int]:

@@ -264,8 +264,9 @@ class BrowserFetcher:
             async with asyncio.timeout(hard_limit):
                 return await self._load(context, request)
         except TimeoutError:
-            return Fetched(url=request.url, error=f"timed out after {request.timeout:g}s "
-                                                  "(the page never finished loading)")
+            return Fetched(url=request.url, error=f"the page loaded but could not be read "
+                                                  f"within {hard_limit:g}s (a script keeps it "
+                                                  "busy)")
         finally:
             await self._close_context(context)
 
