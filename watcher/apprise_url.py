@@ -27,7 +27,7 @@ def redact(url: str) -> str:
     except ValueError:
         return "(unparseable URL)"
     scheme = parts.scheme or "?"
-    if not _PLAIN_HOST.match(host) or not ("." in host or host == "localhost"):
+    if not _is_plain_host(host):
         return f"{scheme}://…"
     rest = "/…" if (parts.path.strip("/") or parts.query or parts.username) else ""
     return f"{scheme}://{host}{f':{port}' if port else ''}{rest}"
@@ -37,7 +37,8 @@ def redact_text(text: str, url: str) -> str:
     """A message about `url` (an Apprise log line) with every URL and every part of `url`
     that may be a credential or an address (user, password, path, query values) redacted."""
     parts = urlsplit(url)
-    secrets = [parts.username, parts.password, parts.netloc.split("@")[0],
+    host = parts.netloc.rpartition("@")[2].split(":")[0]  # as written: tokens keep their case
+    secrets = [parts.username, parts.password, None if _is_plain_host(host.lower()) else host,
                *re.split(r"[/#]", parts.path + "#" + parts.fragment),
                *(value for pair in re.split(r"[&;]", parts.query)
                  for value in re.split(r"[=,]", pair)[1:])]
@@ -46,6 +47,11 @@ def redact_text(text: str, url: str) -> str:
                          reverse=True):
         text = text.replace(secret, "…")
     return text
+
+
+def _is_plain_host(host: str) -> bool:
+    """A host name or address, not a token in the host's place (slack://T000/…)."""
+    return bool(_PLAIN_HOST.match(host)) and ("." in host or host == "localhost")
 
 
 def url_problem(url: str) -> str | None:
