@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 from tests.conftest import corpus_dir, target_toml
-from watcher.store import Store
+from watcher.store import SCHEMA_VERSION, Store
 
 POLICY = """<html><head><title>Policy</title></head><body><nav>Home</nav><main>
 <h1>Privacy Policy</h1><h2>1. Data</h2><p>We collect your e-mail address.</p>
@@ -250,7 +250,7 @@ def test_a_database_from_an_older_release_is_upgraded_in_place(project, site):
     assert [v["version"] for v in project.json("history", "p")] == [1, 2]
     assert "MOVED (low)  A → B\n  Two." in project.run("diff", "p").output
     with Store(project.db) as store:
-        assert store.schema_version == 5
+        assert store.schema_version == SCHEMA_VERSION
 
 
 def test_a_database_from_a_newer_release_is_refused_untouched(project, site):
