@@ -84,6 +84,36 @@ def test_content_built_after_a_delay_with_wait_for_and_with_delay(runner, tmp_pa
     assert "We keep logs for 90 days." in texts(store, "sleeps")
 
 
+def test_content_built_by_a_short_timer_is_awaited_without_any_wait_setting(
+        runner, tmp_path, site):
+    url = site.set("/terms", scripted(45, after_ms=400))
+    results, store = check(runner, tmp_path, target_toml("t", url, fetcher="browser",
+                                                         select="#terms"))
+    assert results[0].status == "new", results[0].reason
+    assert texts(store, "t") == ["Retention", "We keep logs for 45 days."]
+
+
+def test_page_that_polls_forever_still_settles_long_before_the_cap(site):
+    require_browser()
+    pollers = ("function tick() { document.title = Date.now(); setTimeout(tick, 50); } tick();"
+               "(async () => { for (;;) await new Promise(r => setTimeout(r, 30)); })();"
+               "setInterval(() => {}, 20);")
+    url = site.set("/busy", f"<html><body><main><p>Steady text.</p></main>"
+                            f"<script>{pollers}</script></body></html>")
+
+    async def fetch():
+        fetcher = BrowserFetcher(BrowserSettings(network_idle_cap=20))
+        try:
+            return await fetcher.fetch(FetchRequest(url=url, timeout=5))
+        finally:
+            await fetcher.aclose()
+
+    fetched = asyncio.run(fetch())
+    assert fetched.ok, fetched.error
+    assert "Steady text." in fetched.text
+    assert fetched.duration_ms < 5000, f"waited {fetched.duration_ms} ms on a polling page"
+
+
 def test_third_party_script_that_never_answers_does_not_hang_the_page(runner, tmp_path, site):
     silent = Silent()
     try:
@@ -427,6 +457,7 @@ def test_error_status_in_the_browser_is_a_failed_check(runner, tmp_path, site):
 @pytest.mark.parametrize("redirect", [
     "<script>location.replace('/terms')</script>",
     "<script>setTimeout(() => { location.href = '/terms'; }, 60)</script>",
+    "<script>setTimeout(() => { location.href = '/terms'; }, 700)</script>",
     '<meta http-equiv="refresh" content="0; url=/terms">',
 ])
 def test_page_that_redirects_itself_is_read_where_it_lands(runner, tmp_path, site, redirect):

@@ -41,8 +41,29 @@ CLOSE_GRACE = 5.0
 OPEN_LIMIT = 10.0
 QUIET_PERIOD = 0.1
 LATE_EVENT = 0.03
-IDLE_PROBE = ("() => new Promise(done => window.requestIdleCallback ? "
-              "requestIdleCallback(done, {timeout: 250}) : setTimeout(done))")
+SHORT_TIMER_MS = 1000
+TIMER_BUDGET = 20
+TIMER_WATCH = f"""(() => {{
+  const pending = new Set(), schedule = window.setTimeout;
+  let budget = {TIMER_BUDGET};
+  window.setTimeout = function (callback, ms, ...args) {{
+    if (typeof callback !== "function" || Number(ms) > {SHORT_TIMER_MS} || budget <= 0)
+      return schedule.call(window, callback, ms, ...args);
+    budget -= 1;
+    const id = schedule.call(window, function () {{
+      pending.delete(id);
+      return callback.apply(this, args);
+    }}, ms);
+    pending.add(id);
+    return id;
+  }};
+  const forget = (clear) => function (id) {{ pending.delete(id); return clear.call(window, id); }};
+  window.clearTimeout = forget(window.clearTimeout);
+  window.clearInterval = forget(window.clearInterval);
+  Object.defineProperty(window, "__watcherPendingTimers", {{value: () => pending.size}});
+}})()"""
+IDLE_PROBE = ("() => new Promise(done => requestIdleCallback(done, {timeout: 250}))"
+              ".then(() => window.__watcherPendingTimers ? window.__watcherPendingTimers() : 0)")
 
 
 class BrowserNotFound(Exception):
@@ -281,6 +302,7 @@ class BrowserFetcher:
     async def _load(self, context: BrowserContext, request: FetchRequest) -> Fetched:
         options = PageOptions.of(request)
         await context.route("**/*", _Router(request.url, self.settings).handle)
+        await context.add_init_script(script=TIMER_WATCH)
         page = await context.new_page()
         traffic = _Traffic(page)
         timeout_ms = request.timeout * 1000
@@ -320,11 +342,15 @@ def _context_options(request: FetchRequest) -> dict[str, object]:
 
 
 class _Traffic:
-    """Tells when a page has settled: no request in flight and an idle main thread.
+    """Tells when a page has settled: no request in flight, an idle main thread, and no
+    short timer about to run.
 
     Playwright's `networkidle` waits for 500 ms without requests. Asking the page itself for
     an idle callback covers what a quiet period alone can miss (a long-running script that
-    will send its request when it is done) and lets the quiet period be shorter.
+    will send its request when it is done) and lets the quiet period be shorter. TIMER_WATCH
+    counts the page's pending `setTimeout`s of at most SHORT_TIMER_MS, so content built or a
+    redirect made by such a timer is awaited too; only a document's first TIMER_BUDGET such
+    timers count, and intervals not at all, so a page that polls or ticks still settles.
     """
 
     def __init__(self, page: Page):
@@ -352,9 +378,9 @@ class _Traffic:
         """Returns once the page has settled, or after `cap` seconds.
 
         Settled: nothing in flight, the main thread idle (scripts done; a page that is never
-        idle gets 250 ms), then no request during the rest of the quiet period and for at
-        least LATE_EVENT after the idle answer (a request sent by the last script may reach
-        us just after it).
+        idle gets 250 ms) with no short timer pending, then no request during the rest of
+        the quiet period and for at least LATE_EVENT after the idle answer (a request sent
+        by the last script may reach us just after it).
         """
         deadline = time.monotonic() + cap
         while (left := deadline - time.monotonic()) > 0:
@@ -362,7 +388,7 @@ class _Traffic:
                 await self._next_change(left)
                 continue
             mark = self.changed
-            if not await self._main_thread_idle(left) or self.changed != mark:
+            if not await self._page_idle(left) or self.changed != mark:
                 continue
             calm_for = time.monotonic() - self.changed
             if not await self._next_change(min(left, max(quiet - calm_for, LATE_EVENT))):
@@ -377,13 +403,17 @@ class _Traffic:
             return False
         return True
 
-    async def _main_thread_idle(self, timeout: float) -> bool:
+    async def _page_idle(self, timeout: float) -> bool:
+        """Whether the main thread is idle with no short timer pending; when it is not, or
+        the document is being replaced (a redirect), returns after waiting a little."""
         try:
-            await asyncio.wait_for(self.page.evaluate(IDLE_PROBE), timeout)
+            timers = await asyncio.wait_for(self.page.evaluate(IDLE_PROBE), timeout)
         except PlaywrightError:
-            await self._next_change(min(timeout, QUIET_PERIOD))
-            return False
+            timers = 1
         except TimeoutError:
+            return False
+        if timers:
+            await self._next_change(min(timeout, QUIET_PERIOD))
             return False
         return True
 
