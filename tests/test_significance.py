@@ -46,6 +46,23 @@ def test_plain_rewording_without_topic_is_medium_and_a_typo_fix_low():
         == "low"
 
 
+def test_a_clause_moved_to_another_section_matters_more_than_a_reordering():
+    def clause(text, section):
+        return Clause("paragraph", text, section)
+    never, partners = ("Data we never share",), ("Data we share with partners",)
+    before = [clause("Your contact list.", never), clause("Your messages.", never),
+              clause("Your usage statistics.", partners)]
+    reordered = [before[1], before[0], before[2]]
+    changes, level, _ = assess(diff_clauses(before, reordered))
+    assert [c.type for c in changes] == ["moved"] and level == "low"
+
+    moved = [before[1], clause("Your contact list.", partners), before[2]]
+    changes, level, topics = assess(diff_clauses(before, moved))
+    assert [(c.type, c.from_section, c.section) for c in changes] == \
+        [("moved", never, partners)]
+    assert level == "medium" and "sharing" in topics
+
+
 def test_a_new_sub_processor_row_is_one_high_addition():
     header = "Name | Purpose | Location"
     before = [header, "Google Cloud | Hosting | Ireland"]

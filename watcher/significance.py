@@ -4,10 +4,12 @@ A transparent lexicon — topic → patterns in English, French and German — i
 the words a change inserted or deleted and against the clause it touched. Rules, in order:
 
 - `cosmetic`: the texts differ only in case, quotes, punctuation or whitespace;
-- `low`: a moved clause, or an edit of at most two letters and no digit (a typo fix);
+- `low`: a clause moved within its section, or an edit of at most two letters and no digit
+  (a typo fix);
 - `high`: a clause added, removed or reworded that touches a topic of the lexicon (in the
   words changed, the clause, or the titles of the section it sits in);
-- `medium`: any other change of wording.
+- `medium`: any other change of wording, and a clause moved to another section (its words
+  are the same, but it now falls under another heading: "we never share" → "we share").
 
 The diff carries the highest significance of its changes and the union of their topics.
 Users extend the lexicon with `[settings.lexicon]` (topic = [regex, ...]).
@@ -129,10 +131,14 @@ def _assess_change(change: Change, lexicon: dict[str, re.Pattern]) -> Change:
         return replace(change, topics=(), significance="cosmetic")
     changed_words = " ".join(op.text for op in change.inline if op.op != "equal")
     topics = topics_of(changed_words, lexicon)
-    for text in (change.after, change.before, " ".join(change.section[-2:])):
+    headings = " ".join(change.section[-2:] + change.from_section[-2:])
+    for text in (change.after, change.before, headings):
         topics += [t for t in topics_of(text or "", lexicon) if t not in topics]
     level: Significance
-    if change.type == "moved" or (change.type == "modified" and _is_typo_fix(change)):
+    if change.type == "moved":
+        elsewhere = change.from_section and change.from_section != change.section
+        level = "medium" if elsewhere else "low"
+    elif change.type == "modified" and _is_typo_fix(change):
         level = "low"
     elif topics:
         level = "high"
