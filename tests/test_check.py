@@ -1,10 +1,12 @@
 """`watcher check` end to end against a real local web server and a real SQLite file."""
 
+import gzip
 import json
 import signal
 import socket
 import sqlite3
 import time
+from pathlib import Path
 
 from tests.conftest import corpus_dir, target_toml
 from watcher.store import SCHEMA_VERSION, Store
@@ -157,6 +159,40 @@ def test_unknown_target_and_bad_version_are_usage_errors(project, site):
     assert project.run("check", "nope").exit_code == 2
     project.run("check")
     assert project.run("diff", "p", "--to", "7").exit_code == 2
+
+
+def test_show_of_a_missing_version_is_a_usage_error_like_diff(project, site):
+    project.write_config(target_toml("p", site.set("/p", POLICY)))
+    assert project.run("show", "p").exit_code == 1  # nothing recorded yet: no usage problem
+    project.run("check")
+    result = project.run("show", "p", "--version", "9")
+    assert result.exit_code == 2 and "has no version 9" in result.output
+
+
+def test_ingest_reports_each_file_with_the_version_it_made(project, tmp_path):
+    project.write_config(target_toml("p", "https://example.com/p"))
+    early, late = tmp_path / "early.html", tmp_path / "late.html.gz"
+    early.write_text(POLICY)
+    late.write_bytes(gzip.compress(POLICY.replace("30 days", "90 days").encode()))
+    result = project.run("ingest", "p", str(late), str(early), "--fetched-at", "2025-03-01",
+                         "--fetched-at", "2025-01-01", "--json")
+    assert result.exit_code == 0, result.output
+    by_file = {Path(row["file"]).name: row for row in json.loads(result.stdout)}
+    assert (by_file["early.html"]["status"], by_file["early.html"]["version"]) == ("new", 1)
+    assert (by_file["late.html.gz"]["status"], by_file["late.html.gz"]["version"]) == \
+        ("changed", 2)
+    assert "30 days" in project.run("show", "p", "--version", "1").output
+
+
+def test_ingest_of_a_broken_gz_file_says_so_and_records_nothing(project, tmp_path):
+    project.write_config(target_toml("p", "https://example.com/p"))
+    good, broken = tmp_path / "good.html", tmp_path / "broken.html.gz"
+    good.write_text(POLICY)
+    broken.write_bytes(b"<html>not gzip</html>")
+    result = project.run("ingest", "p", str(good), str(broken))
+    assert result.exit_code == 2
+    assert "broken.html.gz: not a readable .gz file" in result.output
+    assert project.json("history", "p") == []
 
 
 def test_ingest_of_the_mistral_pair_reports_exactly_the_two_opt_out_clauses(project):

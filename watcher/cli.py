@@ -289,8 +289,9 @@ def show(app: App, target_id: str, number: int | None, screenshot_path: Path | N
         version = store.version(target_id, number)
         shot = store.screenshot(target_id, number) if screenshot_path and version else None
     if version is None:
-        raise RuntimeFailure(f"{target_id} has no version {number or ''}".rstrip()
-                             + f" (see: watcher history {target_id})")
+        missing = UsageError if number else RuntimeFailure  # as in `diff`: a bad number is usage
+        raise missing(f"{target_id} has no version {number or ''}".rstrip()
+                      + f" (see: watcher history {target_id})")
     if screenshot_path:
         _write_screenshot(target_id, version.number, shot, screenshot_path)
         return
@@ -325,27 +326,32 @@ def ingest(app: App, target_id: str, files: tuple[Path, ...], fetched_at: tuple[
         raise UsageError(f"--fetched-at given {len(fetched_at)} time(s) for {len(files)} file(s)")
     times = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in fetched_at] or [
         datetime.fromtimestamp(f.stat().st_mtime, UTC) for f in files]
-    results = []
+    snapshots = sorted(((at, path, _read_archived(path, target))
+                        for at, path in zip(times, files, strict=True)), key=lambda row: row[0])
+    recorded: list[tuple[Path, CheckResult]] = []
     with app.store() as store:
-        for at, path in sorted(zip(times, files, strict=True), key=lambda pair: pair[0]):
-            results.append(record_fetched(app.config, store, target, _read_archived(path, target),
-                                          at, alerts=notify))
+        for at, path, fetched in snapshots:
+            recorded.append((path, record_fetched(app.config, store, target, fetched, at,
+                                                  alerts=notify)))
         if notify:
             _report_delivery(deliver_pending(app.config, store))
     if as_json:
-        _echo_json([{**_result_json(r), "file": str(f)} for r, f in zip(results, files,
-                                                                           strict=True)])
+        _echo_json([{**_result_json(result), "file": str(path)} for path, result in recorded])
     else:
-        for result in results:
-            click.echo(f"{_iso(result.at)}  {_result_line(result)}")
-    if any(r.status == "failed" for r in results):
+        for path, result in recorded:
+            click.echo(f"{_iso(result.at)}  {_result_line(result)}  ({path.name})")
+    if any(result.status == "failed" for _, result in recorded):
         sys.exit(EXIT_FAILED)
 
 
 def _read_archived(path: Path, target: Target) -> Fetched:
     content = path.read_bytes()
     if path.suffix == ".gz":
-        content = gzip.decompress(content)
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError) as error:
+            raise UsageError(f"{path}: not a readable .gz file ({error}); nothing was "
+                             "recorded") from error
     is_pdf = content.startswith(b"%PDF-")
     return Fetched(url=target.url, final_url=target.url, status=None, content=content,
                    content_type="application/pdf" if is_pdf else "text/html",
