@@ -152,3 +152,46 @@ def test_a_target_schedule_and_an_ignore_pattern_that_cannot_work_name_their_lin
            "schedule" in message
     assert f"targets.toml:{ignore_line}: targets[1].ignore" in message
     assert "invalid regular expression" in message and "missing )" in message
+
+
+def line_of(text: str, start: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines()) if line.startswith(start)) + 1
+
+
+def test_a_misspelt_table_and_a_single_bracket_targets_name_their_line():
+    text = GOOD.replace("[settings]", "[setings]")
+    assert f"targets.toml:{line_of(text, '[setings]')}: setings: unknown key 'setings'" \
+        in problems(text)
+    text = '[settings]\nschedule = "daily"\n\n[targets]\nid = "x"\n'
+    assert f"targets.toml:{line_of(text, '[targets]')}: targets: must be an array of tables" \
+        in problems(text)
+
+
+def test_a_mistake_in_the_second_source_names_its_own_line():
+    text = GOOD + """
+[[targets]]
+id = "combined"
+service = "Example"
+document = "Terms"
+url = "https://example.com/terms"
+
+[[targets.sources]]
+url = "https://example.com/terms/1"
+
+[[targets.sources]]
+url = "https://example.com/terms/2"
+selct = "main"
+"""
+    assert f"targets.toml:{line_of(text, 'selct')}: targets[2].sources[1].selct: unknown key " \
+           "'selct'; did you mean 'select'?" in problems(text)
+
+
+@pytest.mark.parametrize("lexicon", ['[settings.lexicon]\nai-training = ["(unclosed"]\n',
+                                     '[settings]\nlexicon = { ai-training = ["(unclosed"] }\n'])
+def test_a_lexicon_pattern_that_cannot_compile_is_a_config_error_on_its_line(lexicon):
+    text = GOOD.replace('[settings]\ndatabase = "data/policies.db"\n', "") + lexicon
+    message = problems(text)
+    line = line_of(text, "ai-training") if "[settings.lexicon]" in lexicon else \
+        line_of(text, "lexicon")
+    assert f"targets.toml:{line}: settings.lexicon.ai-training: invalid regular expression " \
+           "'(unclosed'" in message

@@ -289,7 +289,9 @@ def parse_config(source: str, path: Path, environ: dict[str, str] | None = None)
         raw = tomllib.loads(source)
     except tomllib.TOMLDecodeError as error:
         match = re.search(r"line (\d+)", str(error))
-        raise ConfigError(path, [Problem((), f"not valid TOML: {error}",
+        raise ConfigError(path, [Problem((), f"not valid TOML: {error}; fix the syntax there "
+                                             "(strings in quotes, lists in [ ], each target "
+                                             "under [[targets]])",
                                          int(match.group(1)) if match else None)]) from None
     problems: list[Problem] = []
     settings = _section(raw.get("settings"), ("settings",), Settings, problems, {})
@@ -481,6 +483,13 @@ def _check_settings(settings: Settings | None) -> list[Problem]:
             check(getattr(settings, key))
         except ScheduleError as error:
             problems.append(Problem(("settings", key), str(error)))
+    for topic, patterns in settings.lexicon.items():
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                problems.append(Problem(("settings", "lexicon", topic),
+                                        f"invalid regular expression {pattern!r}: {error}"))
     return problems
 
 
@@ -512,37 +521,41 @@ def _with_line(problem: Problem, source: str) -> Problem:
     return Problem(problem.path, problem.message, _locate(source, problem.path))
 
 
+_HEADER = re.compile(r"^\s*\[(\[?)\s*([^\]]+?)\s*\]")
+
+
 def _locate(source: str, path: tuple[str | int, ...]) -> int | None:
-    """Best-effort line number of a field path in the TOML source."""
+    """Best-effort line number of a field path in the TOML source: the deepest table header
+    on the path ([settings.browser], the n-th [[targets]] or [[targets.sources]] in it), then
+    the key under it (a key written inline, as in `lexicon = {...}`, is found by its name)."""
     lines = source.splitlines()
-    header = re.compile(r"^\s*\[")
-    start, end = 0, len(lines)
-    rest = list(path)
-    if rest and rest[0] == "targets" and len(rest) > 1 and isinstance(rest[1], int):
-        starts = [i for i, line in enumerate(lines) if re.match(r"^\s*\[\[\s*targets\s*\]\]", line)]
-        if rest[1] >= len(starts):
-            return None
-        start = starts[rest[1]]
-        rest = rest[2:]
-    elif rest and rest[0] in ("settings", "notify"):
-        table = 2 if rest[0] == "notify" or (len(rest) > 2 and rest[1] in SETTINGS_TABLES) \
-            else 1
-        name = ".".join(str(p) for p in rest[:table])
-        hits = [i for i, line in enumerate(lines)
-                if re.match(rf"^\s*\[\s*{re.escape(name)}\s*\]", line)]
-        if not hits:
-            return None
-        start = hits[0]
-        rest = rest[table:]
-    else:
-        start = -1
-    for i in range(start + 1, len(lines)):
-        if header.match(lines[i]):
-            end = i
-            break
+    headers = [(i, m.group(2).replace('"', "").replace("'", "").replace(" ", ""),
+                bool(m.group(1))) for i, line in enumerate(lines) if (m := _HEADER.match(line))]
+    start, scope_end, rest = -1, len(lines), list(path)
+    name: list[str] = []
+    for position, part in enumerate(path):
+        if isinstance(part, int):
+            continue
+        name.append(str(part))
+        indexed = position + 1 < len(path) and isinstance(path[position + 1], int)
+        found = [i for i, dotted, array in headers if dotted == ".".join(name)
+                 and array == indexed and start < i < scope_end]
+        if indexed:
+            if path[position + 1] >= len(found):
+                break
+            found = found[path[position + 1]:]
+        if not found:
+            if indexed:
+                break
+            continue
+        start = found[0]
+        scope_end = next((i for i, dotted, _ in headers if i > start
+                          and not dotted.startswith(".".join(name) + ".")), len(lines))
+        rest = list(path[position + (2 if indexed else 1):])
+    body_end = next((i for i, _, _ in headers if i > start), len(lines))
     if rest:
-        key = re.compile(rf"^\s*[\"']?{re.escape(str(rest[0]))}[\"']?\s*=")
-        for i in range(start + 1, end):
+        key = re.compile(rf"^\s*[\"']?{re.escape(str(rest[0]))}[\"']?\s*[=.]")
+        for i in range(start + 1, body_end):
             if key.match(lines[i]):
                 return i + 1
     return start + 1 if start >= 0 else None
