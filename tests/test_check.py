@@ -284,7 +284,7 @@ def test_a_database_from_an_older_release_is_upgraded_in_place(project, site):
     site.set("/p", "<main><h2>A</h2><p>One.</p><h2>B</h2><p>Three.</p><p>Two.</p></main>")
     assert project.json("check")[0]["status"] == "changed"
     assert [v["version"] for v in project.json("history", "p")] == [1, 2]
-    assert "MOVED (low)  A → B\n  Two." in project.run("diff", "p").output
+    assert "MOVED (medium)  A → B\n  Two." in project.run("diff", "p").output
     with Store(project.db) as store:
         assert store.schema_version == SCHEMA_VERSION
 

@@ -83,3 +83,9 @@ def test_large_documents_with_three_changed_sentences():
     del new[1500]
     changes = diff_clauses(doc(*old), doc(*new))
     assert [c.type for c in changes] == ["modified", "modified", "removed"]
+
+
+def test_a_changed_number_is_replaced_whole_even_when_digits_overlap():
+    ops = word_diff("We keep logs for 12 months.", "We keep logs for 24 months.")
+    assert [(o.op, o.text) for o in ops if o.op != "equal"] == [("delete", "12"),
+                                                               ("insert", "24")]

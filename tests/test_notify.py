@@ -95,7 +95,7 @@ def test_a_removed_and_a_moved_clause_reach_every_format(project, site, smtp, mo
     moved = "Privacy › 2. Retention → Privacy › 1. Sharing"
     text = project.run("diff", "p").output
     assert "REMOVED" in text and f"- {plain}" in text
-    assert f"MOVED (low)  {moved}\n  Backups are erased after 90 days." in text
+    assert f"MOVED (medium)  {moved}\n  Backups are erased after 90 days." in text
     body = html_of(smtp.messages[0])
     assert re.search(r"<del[^>]*>We never sell your data to &lt;partners&gt; or brokers\.</del>",
                      body)

@@ -68,9 +68,9 @@ def word_diff(before: str, after: str) -> tuple[InlineOp, ...]:
     (ca, cb), lookup = _encode([tokens_a, tokens_b])
     engine = _engine()
     diffs = engine.diff_main(ca, cb, False)
-    decoded = [(op, "".join(lookup[c] for c in chars)) for op, chars in diffs]
-    engine.diff_cleanupSemantic(decoded)
-    return tuple(InlineOp(_OPS[op], text) for op, text in decoded if text)
+    engine.diff_cleanupSemantic(diffs)  # on tokens, so that no edit starts inside a word
+    return tuple(InlineOp(_OPS[op], "".join(lookup[c] for c in chars))
+                 for op, chars in diffs if chars)
 
 
 def similarity(before: str, after: str) -> float:
