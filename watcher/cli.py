@@ -21,6 +21,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from watcher.check import open_fetchers, record_fetched, run_checks
 from watcher.config import Config, ConfigError, Target, load_config
@@ -190,12 +191,13 @@ def list_targets(app: App, as_json: bool) -> None:
         fetcher = row["fetcher_used"] or row["fetcher"]
         if row["fetcher"] == "auto" and row["fetcher_used"]:
             fetcher = f"auto: {row['fetcher_used']}"
-        table.add_row(row["id"], row["service"], row["document"], fetcher, str(row["versions"]),
-                      (last["at"] or "")[:16] if last else "never",
-                      ("UNSTABLE (alerts paused; see history) " if row["unstable"] else "")
-                      + ((last["status"] + (f": {last['reason']}" if last["reason"] else ""))
-                         if last else ""),
-                      (row["last_change_at"] or "")[:16])
+        cells = (row["id"], row["service"], row["document"], fetcher, str(row["versions"]),
+                 (last["at"] or "")[:16] if last else "never",
+                 ("UNSTABLE (alerts paused; see history) " if row["unstable"] else "")
+                 + ((last["status"] + (f": {last['reason']}" if last["reason"] else ""))
+                    if last else ""),
+                 (row["last_change_at"] or "")[:16])
+        table.add_row(*(Text(cell) for cell in cells))  # page text is not Rich markup
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
