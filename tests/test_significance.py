@@ -1,5 +1,7 @@
 """Each change is ranked by what it means, in English and French."""
 
+import pytest
+
 from tests.conftest import target_toml
 from watcher.diff import diff_clauses
 from watcher.models import Clause
@@ -44,6 +46,18 @@ def test_plain_rewording_without_topic_is_medium_and_a_typo_fix_low():
     assert ranked(["The sky is blue today."], ["The sky looks very blue today."])[1] == "medium"
     assert ranked(["The sky is bleu and wide today."], ["The sky is blue and wide today."])[1] \
         == "low"
+
+
+@pytest.mark.parametrize("before, after", [
+    ("You can opt out of AI training.", "You can't opt out of AI training."),
+    ("Your chats are used to train our models.", "Your chats aren't used to train our models."),
+    ("Nous utilisons vos contenus pour entraîner nos modèles.",
+     "Nous n'utilisons vos contenus pour entraîner nos modèles."),
+])
+def test_a_negation_is_never_a_typo_fix(before, after):
+    changes, level, topics = ranked([before], [after])
+    assert [c.type for c in changes] == ["modified"]
+    assert level == "high" and "ai-training" in topics
 
 
 def test_a_clause_moved_to_another_section_matters_more_than_a_reordering():

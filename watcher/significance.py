@@ -4,8 +4,8 @@ A transparent lexicon — topic → patterns in English, French and German — i
 the words a change inserted or deleted and against the clause it touched. Rules, in order:
 
 - `cosmetic`: the texts differ only in case, quotes, punctuation or whitespace;
-- `low`: a clause moved within its section, or an edit of at most two letters and no digit
-  (a typo fix);
+- `low`: a clause moved within its section, or an edit of at most two letters, no digit
+  and no negation added or dropped (a typo fix);
 - `high`: a clause added, removed or reworded that touches a topic of the lexicon (in the
   words changed, the clause, or the titles of the section it sits in);
 - `medium`: any other change of wording, and a clause moved to another section (its words
@@ -87,6 +87,8 @@ TOPIC_LABELS = {"ai-training": "AI training", "opt-out": "opt-out",
                 "legal-basis": "legal basis", "law-enforcement": "law enforcement",
                 "disputes": "disputes and liability"}
 
+_NEGATION = re.compile(r"\b(?:not|no|never|nor|cannot|without|\w+n['’]t|ne|n['’]|pas|jamais"
+                       r"|aucune?|sans|ni|nicht|kein\w*|nie|niemals|ohne)\b", re.IGNORECASE)
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"',
                          "«": '"', "»": '"', "´": "'", "`": "'"})
 
@@ -119,11 +121,17 @@ def _edit_distance(before: str, after: str) -> int:
     return engine.diff_levenshtein(engine.diff_main(_skeleton(before), _skeleton(after), False))
 
 
+def _negations(text: str) -> int:
+    return len(_NEGATION.findall(text))
+
+
 def _is_typo_fix(change: Change) -> bool:
-    """At most two letters changed, and no digit: '30 days' to '90 days' is no typo."""
+    """At most two letters changed, no digit ('30 days' to '90 days' is no typo) and no
+    negation added or dropped ('can' to "can't" is two letters)."""
+    before, after = change.before or "", change.after or ""
     edited = "".join(op.text for op in change.inline if op.op != "equal")
-    return not any(ch.isdigit() for ch in edited) and \
-        _edit_distance(change.before or "", change.after or "") <= 2
+    return not any(ch.isdigit() for ch in edited) and _edit_distance(before, after) <= 2 \
+        and _negations(before) == _negations(after)
 
 
 def _assess_change(change: Change, lexicon: dict[str, re.Pattern]) -> Change:
