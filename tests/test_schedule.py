@@ -50,3 +50,13 @@ def test_digests_go_out_at_calendar_times_in_the_configured_timezone():
         .strftime("%a %H:%M") == "Fri 17:00"
     with pytest.raises(ScheduleError, match="not a digest time"):
         parse_digest("every 6h")
+
+
+def test_day_of_month_and_day_of_week_together_mean_either_as_in_crontab():
+    schedule, moment, days = parse_schedule("0 7 1 * 1"), SATURDAY, []
+    for _ in range(4):
+        moment = schedule.next_after(moment, ZoneInfo("UTC"))
+        days.append(moment.strftime("%a %d %b %H:%M"))
+    assert days == ["Mon 23 Nov 07:00", "Mon 30 Nov 07:00", "Tue 01 Dec 07:00",
+                    "Mon 07 Dec 07:00"]
+    assert fires("0 7 1 * *", 2) == ["Tue 07:00", "Fri 07:00"]  # 1 Dec, 1 Jan: day alone

@@ -5,7 +5,7 @@ This module owns the schedule syntax of targets.toml — human intervals (`every
 into the next planned check after the last one, and into an APScheduler trigger; and the
 sending times of digest routes. Cron expressions mean what crontab(5) says: 0 and 7 are
 Sunday (APScheduler 3's `from_crontab` counts weekdays from Monday, so the day-of-week field
-is translated to names first).
+is translated to names first), and a restricted day of month and day of week are either/or.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -103,11 +104,22 @@ def parse_digest(text: str) -> Schedule:
     return parse_schedule(cron)
 
 
-def cron_trigger(cron: str, timezone: ZoneInfo | None = None) -> CronTrigger:
-    """A crontab(5) expression as an APScheduler trigger, weekdays numbered as cron does."""
+def cron_trigger(cron: str, timezone: ZoneInfo | None = None) -> BaseTrigger:
+    """A crontab(5) expression as an APScheduler trigger, weekdays numbered as cron does.
+
+    As in crontab(5), when both the day of month and the day of week are restricted (neither
+    starts with `*`), a day matching either one fires: `0 7 1 * 1` is the 1st and every
+    Monday (APScheduler alone would require both).
+    """
     minute, hour, day, month, weekday = cron.split()
-    return CronTrigger.from_crontab(" ".join([minute, hour, day, month, _weekday_names(weekday)]),
-                                    timezone=timezone)
+
+    def one(day: str, weekday: str) -> CronTrigger:
+        return CronTrigger.from_crontab(
+            " ".join([minute, hour, day, month, _weekday_names(weekday)]), timezone=timezone)
+
+    if day.startswith("*") or weekday.startswith("*"):
+        return one(day, weekday)
+    return OrTrigger([one(day, "*"), one("*", weekday)])
 
 
 def _weekday_names(field: str) -> str:
