@@ -145,6 +145,31 @@ def test_sighup_applies_an_added_target_and_rejects_a_broken_file(project, site,
     assert daemon.stop() == 0
 
 
+def test_sighup_applies_a_new_default_schedule_and_names_settings_that_need_a_restart(
+        project, site, daemons):
+    hourly = FAST.replace('schedule = "every 1s"', 'schedule = "every 1h"')
+    target = target_toml("a", site.set("/a", PAGE))
+    project.write_config(hourly + target)
+    daemon = daemons(project)
+    until(lambda: checks(project, "a") == 1, what="the first check")
+    project.write_config(FAST + "[settings.browser]\ntimeout = 9\n" + target)
+    daemon.signal(signal.SIGHUP)
+    until(lambda: checks(project, "a") >= 3, what="checks every second after the reload")
+    assert "[settings.browser] changed; restart the daemon to apply it" in daemon.log()
+    assert daemon.stop() == 0
+
+
+def test_sigterm_starts_no_check_that_was_waiting_for_a_slot(project, site, daemons):
+    one_at_a_time = FAST.replace("[settings.daemon]\n", "[settings.daemon]\nmax_concurrent = 1\n")
+    project.write_config(one_at_a_time + target_toml("a", site.set("/a", PAGE, delay=2))
+                         + target_toml("b", site.set("/b", PAGE, delay=2)))
+    daemon = daemons(project)
+    until(lambda: site.hits.get("/a") or site.hits.get("/b"), what="the first fetch")
+    time.sleep(0.6)  # past the startup window: the other group is due and waits for the slot
+    assert daemon.stop() == 0
+    assert checks(project) == 1 and len(site.hits) == 1
+
+
 def test_a_failing_target_is_announced_once_and_its_recovery_once(project, site, daemons):
     url = site.set("/flaky", "<h1>Down</h1>", status=503)
     route = f"""[notify.ops]\nurls = ["json://127.0.0.1:{site.server.server_address[1]}/hook"]

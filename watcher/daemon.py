@@ -5,7 +5,9 @@ same `run_checks` pipeline as `watcher check`. First runs are derived from the l
 the database (a restart neither re-checks everything nor forgets overdue targets); failures
 are retried with exponential backoff and, after several in a row, announced once as "needs
 attention" (and once more on recovery). SIGTERM/SIGINT drain in-flight checks within a grace
-period; SIGHUP (or `--reload`) re-reads the targets file and keeps the old one if it is invalid.
+period; SIGHUP (or `--reload`) re-reads the targets file and keeps the old one if it is invalid
+(targets, schedules, the timezone and routes apply at once; the database, `[settings.daemon]`
+and `[settings.browser]` need a restart, which the log says).
 """
 
 from __future__ import annotations
@@ -56,14 +58,18 @@ class Group:
 
 
 def plan_groups(config: Config) -> dict[str, Group]:
+    """Targets grouped by what their checks share; a group's key changes with anything that
+    changes its checks or its timing (a target, the schedule it inherits, the timezone), so
+    a reload replaces exactly the jobs whose plan changed."""
     members: dict[tuple, list[Target]] = {}
     for target in config.targets:
         key = (config.fetcher_of(target), fetch_request(config, target),
                config.schedule_of(target).text)
         members.setdefault(key, []).append(target)
     groups = {}
-    for targets in members.values():
-        identity = hashlib.sha1(repr(targets).encode()).hexdigest()[:16]
+    for key, targets in members.items():
+        plan = repr((key, targets, config.settings.timezone))
+        identity = hashlib.sha1(plan.encode()).hexdigest()[:16]
         groups[identity] = Group(identity, tuple(targets), config.schedule_of(targets[0]))
     return groups
 
@@ -172,6 +178,8 @@ class Daemon:
         self.inflight.add(task)
         try:
             async with self.limit:
+                if self.stopping.is_set():
+                    return
                 await self._polite(group.host)
                 results = await run_checks(self.config, self.store, list(group.targets),
                                            self.fetchers)
@@ -256,7 +264,9 @@ class Daemon:
         except ConfigError as error:
             log.error("reload rejected, keeping the previous configuration:\n%s", error)
             return
+        _warn_restart_needed(self.config, config)
         self.config = config
+        self.timezone = parse_timezone(config.settings.timezone)
         self._install(plan_groups(config))
         log.info("reloaded %s: %d targets in %d groups", config.path, len(config.targets),
                  len(self.groups))
@@ -277,6 +287,17 @@ class Daemon:
             await asyncio.wait(late, timeout=5)
             log.warning("grace period over: %d check(s) abandoned, nothing recorded for them",
                         len(late))
+
+
+def _warn_restart_needed(old: Config, new: Config) -> None:
+    """Settings a running daemon cannot swap (its database, browser, limits, ports)."""
+    fixed = {"settings.database": (old.database_path, new.database_path),
+             "[settings.daemon]": (old.settings.daemon, new.settings.daemon),
+             "[settings.browser]": (old.settings.browser, new.settings.browser)}
+    changed = [name for name, (before, after) in fixed.items() if before != after]
+    if changed:
+        log.warning("reload: %s changed; restart the daemon to apply %s",
+                    ", ".join(changed), "it" if len(changed) == 1 else "them")
 
 
 def _deliver_with_own_connection(config: Config, db_path: Path) -> DeliveryReport:
