@@ -32,7 +32,7 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 STRICT = ConfigDict(extra="forbid", frozen=True)
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0 Safari/537.36 policy-watcher/0.1 (+https://github.com/policy-watcher)")
+    "Chrome/156.0.0.0 Safari/537.36 policy-watcher/0.1 (+https://github.com/policy-watcher)")
 
 
 @validated(config=STRICT)
