@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.conftest import CORPUS
@@ -53,3 +54,18 @@ def test_a_file_that_is_not_a_declaration_is_a_usage_error(tmp_path):
     bad.write_text('{"hello": 1}')
     result = run("import", "ota", str(bad))
     assert result.exit_code == 2 and "not an Open Terms Archive declaration" in result.output
+
+
+@pytest.mark.parametrize("terms, complaint", [
+    ({"Privacy Policy": {"select": "main"}}, 'terms.Privacy Policy: has no "fetch" URL'),
+    ({"Privacy Policy": "https://example.com/p"}, "terms.Privacy Policy: expected an object"),
+    ({"Terms": {"combine": [{"fetch": "https://example.com/1"}, {"select": "main"}]}},
+     'terms.Terms.combine[1]: has no "fetch" URL'),
+])
+def test_a_document_without_a_page_to_fetch_is_named_in_a_usage_error(tmp_path, terms,
+                                                                      complaint):
+    bad = Path(tmp_path / "example.json")
+    bad.write_text(json.dumps({"name": "Example", "terms": terms}))
+    result = run("import", "ota", str(bad))
+    assert result.exit_code == 2, result.output
+    assert complaint in result.output

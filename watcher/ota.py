@@ -44,6 +44,7 @@ def import_declarations(paths: list[Path]) -> ImportResult:
         declaration = _load(path)
         service = declaration["name"]
         for document, terms in declaration["terms"].items():
+            _check_terms(path, document, terms)
             target_id = slug(f"{service}-{document}")
             while target_id in seen:
                 target_id += "-2"
@@ -66,6 +67,23 @@ def _load(path: Path) -> dict[str, Any]:
         raise DeclarationError(f"{path}: not an Open Terms Archive declaration "
                                "(expected {\"name\": …, \"terms\": {…}})")
     return data
+
+
+def _check_terms(path: Path, document: str, terms: Any) -> None:
+    """A document needs a `fetch` URL, or `combine`: a list of pages that each have one."""
+    where = f"{path}: terms.{document}"
+    if not isinstance(terms, dict):
+        raise DeclarationError(f"{where}: expected an object with \"fetch\" or \"combine\"")
+    parts = terms.get("combine")
+    if parts is None:
+        if not isinstance(terms.get("fetch"), str):
+            raise DeclarationError(f"{where}: has no \"fetch\" URL (nor \"combine\")")
+        return
+    if not isinstance(parts, list) or not parts:
+        raise DeclarationError(f"{where}.combine: expected a non-empty list of pages")
+    for index, part in enumerate(parts):
+        if not isinstance(part, dict) or not isinstance(part.get("fetch"), str):
+            raise DeclarationError(f"{where}.combine[{index}]: has no \"fetch\" URL")
 
 
 def _unsupported(terms: dict[str, Any]) -> list[str]:
