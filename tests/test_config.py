@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import apprise
 import pytest
 
 from watcher.config import ConfigError, load_config, parse_config
@@ -195,3 +196,27 @@ def test_a_lexicon_pattern_that_cannot_compile_is_a_config_error_on_its_line(lex
         line_of(text, "lexicon")
     assert f"targets.toml:{line}: settings.lexicon.ai-training: invalid regular expression " \
            "'(unclosed'" in message
+
+
+def test_secrets_inside_a_url_are_percent_encoded_and_a_whole_url_is_kept_as_is():
+    text = GOOD.replace('urls = ["mailtos://', 'urls = ["${WEBHOOK}", "mailtos://') \
+        .replace("?to=dpo@example.com", "?to=${TO}&note=$${literal}")
+    environ = {**ENV, "SMTP_USER": "bot@example.com", "SMTP_PASS": "p@ss#/:1",
+               "WEBHOOK": "json://hooks.example.com/x?token=abc", "TO": "a@x.com,b@y.com"}
+    whole, mail = parse_config(text, Path("targets.toml"), environ).routes["team"].urls
+    assert whole == "json://hooks.example.com/x?token=abc"
+    assert "${literal}" in mail
+    service = apprise.Apprise.instantiate(mail)
+    assert (service.user, service.password) == ("bot@example.com", "p@ss#/:1")
+    assert [address for _, address in service.targets] == ["a@x.com", "b@y.com"]
+
+
+def test_a_header_value_http_cannot_carry_names_the_header_but_not_the_value():
+    text = GOOD.replace('headers = { Cookie = "consent=${CONSENT}" }',
+                        'headers = { Authorization = "Bearer ${API_TOKEN}" }')
+    message = problems(text, {**ENV, "API_TOKEN": "sk-live-SECRET123\n"})
+    line = line_of(text, "headers")
+    assert f"targets.toml:{line}: targets[1].headers.Authorization: the value of header " \
+           "'Authorization' contains a line break" in message
+    assert "SECRET123" not in message
+    assert "is not ASCII" in problems(text, {**ENV, "API_TOKEN": "Société"})

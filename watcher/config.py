@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated
@@ -28,7 +29,7 @@ __all__ = ["BrowserSettings", "Config", "ConfigError", "Route", "Settings", "Sou
 
 Fetcher = Literal["auto", "http", "browser"]
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ENV_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 STRICT = ConfigDict(extra="forbid", frozen=True)
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -390,26 +391,36 @@ def _unknown_key(path: tuple[str | int, ...], key: str, allowed: list[str] | tup
 
 
 def _expand_env(data: dict, path: tuple, environ: dict[str, str]) -> tuple[dict, list[Problem]]:
-    """Expand ${VAR} in Apprise URLs and header values; report unset variables by name."""
+    """Expand ${VAR} in Apprise URLs and header values; report unset variables by name.
+
+    Inside a URL the value is percent-encoded, so a password may hold `@`, `/`, `#` or `:`
+    (Apprise decodes it); a reference that starts the URL holds a whole URL and is inserted
+    as is. `$${` is a literal `${`.
+    """
     missing: list[Problem] = []
 
-    def expand(value: str, where: tuple) -> str:
+    def expand(value: str, where: tuple, in_url: bool) -> str:
         def one(match: re.Match) -> str:
-            name = match.group(1)
+            escaped, name = match.groups()
+            if escaped:
+                return match.group(0)[1:]
             if name not in environ:
                 missing.append(Problem(where, f"environment variable {name} is not set "
                                               "(export it or remove the reference)"))
                 return ""
+            if in_url and match.start() > 0:
+                return quote(environ[name], safe="")
             return environ[name]
         return ENV_REFERENCE.sub(one, value)
 
     out = dict(data)
     if isinstance(out.get("urls"), list | str):
         urls = out["urls"] if isinstance(out["urls"], list) else [out["urls"]]
-        out["urls"] = [expand(u, path + ("urls",)) if isinstance(u, str) else u for u in urls]
+        out["urls"] = [expand(u, path + ("urls",), True) if isinstance(u, str) else u
+                       for u in urls]
     if isinstance(out.get("headers"), dict):
-        out["headers"] = {k: expand(v, path + ("headers", k)) if isinstance(v, str) else v
-                          for k, v in out["headers"].items()}
+        out["headers"] = {k: expand(v, path + ("headers", k), False) if isinstance(v, str)
+                          else v for k, v in out["headers"].items()}
     return out, missing
 
 
@@ -430,6 +441,7 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
         except re.error as error:
             problems.append(Problem(at + ("ignore",), f"invalid regular expression {pattern!r}: "
                                                       f"{error}"))
+    problems += _header_problems(target, at)
     for key, url in [("url", target.url)] + [(f"sources[{i}].url", s.url)
                                              for i, s in enumerate(target.sources)]:
         if not re.match(r"^https?://[^/\s]+", url):
@@ -453,6 +465,20 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
             known = ", ".join(routes) or "none defined"
             problems.append(Problem(at + ("notify",), f"no route named {name!r} "
                                                       f"(routes: {known}); add [notify.{name}]"))
+    return problems
+
+
+def _header_problems(target: Target, at: tuple[str | int, ...]) -> list[Problem]:
+    """Header values HTTP cannot carry; the value is never quoted (it may be a secret)."""
+    problems = []
+    for name, value in target.headers.items():
+        if any(ch in value for ch in "\r\n\0"):
+            why = "contains a line break or NUL (check the environment variable it comes from)"
+        elif not value.isascii():
+            why = "is not ASCII; HTTP headers cannot carry it (percent-encode it)"
+        else:
+            continue
+        problems.append(Problem(at + ("headers", name), f"the value of header {name!r} {why}"))
     return problems
 
 
@@ -483,6 +509,9 @@ def _check_settings(settings: Settings | None) -> list[Problem]:
             check(getattr(settings, key))
         except ScheduleError as error:
             problems.append(Problem(("settings", key), str(error)))
+    if not settings.user_agent.isascii() or not settings.user_agent.isprintable():
+        problems.append(Problem(("settings", "user_agent"), "must be printable ASCII (HTTP "
+                                                            "headers cannot carry other text)"))
     for topic, patterns in settings.lexicon.items():
         for pattern in patterns:
             try:
