@@ -170,6 +170,21 @@ def test_sigterm_starts_no_check_that_was_waiting_for_a_slot(project, site, daem
     assert checks(project) == 1 and len(site.hits) == 1
 
 
+def test_a_second_daemon_on_the_same_database_refuses_to_start(project, site, daemons):
+    project.write_config(FAST + target_toml("a", site.set("/a", PAGE)))
+    first = daemons(project)
+    until(lambda: checks(project, "a") >= 1, what="the first daemon's check")
+    second = daemons(project)
+    assert second.process.wait(timeout=15) == 1
+    assert f"another daemon (pid {first.process.pid}) runs on" in second.log()
+    before = checks(project, "a")
+    until(lambda: checks(project, "a") > before, what="the first daemon to go on")
+    assert first.stop() == 0
+    third = daemons(project)
+    until(lambda: "started" in third.log(), what="a daemon after a clean stop")
+    assert third.stop() == 0
+
+
 def test_a_failing_target_is_announced_once_and_its_recovery_once(project, site, daemons):
     url = site.set("/flaky", "<h1>Down</h1>", status=503)
     route = f"""[notify.ops]\nurls = ["json://127.0.0.1:{site.server.server_address[1]}/hook"]

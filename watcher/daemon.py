@@ -96,8 +96,12 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        fresh = max(3 * settings.heartbeat_interval, HEALTHY_WITHIN)
+        if self._another_daemon_runs(fresh):
+            self.store.close()
+            return 1
         self.store.beat(self.pid, _now(), started=True)
-        metrics = MetricsServer(self.store, max(3 * settings.heartbeat_interval, HEALTHY_WITHIN))
+        metrics = MetricsServer(self.store, fresh)
         if not await self._serve_metrics(metrics):
             self.store.daemon_stopped(self.pid, _now())
             return 1
@@ -123,6 +127,22 @@ class Daemon:
         self.store.close()
         log.info("stopped")
         return 0
+
+    def _another_daemon_runs(self, fresh: float) -> bool:
+        """Two daemons on one database would check every target twice: the second one
+        refuses to start while the first one's heartbeat is fresh and its process lives (a
+        daemon killed outright leaves a fresh heartbeat that must not block its restart)."""
+        state = self.store.daemon_state()
+        if state is None:
+            return False
+        pid, beat, stopped = state
+        age = (_now() - beat).total_seconds()
+        if stopped is not None or pid == self.pid or age > fresh or not _alive(pid):
+            return False
+        log.error("another daemon (pid %d) runs on %s: its heartbeat is %.0fs old; stop it "
+                  "first, or if it is gone, start again after %.0fs", pid, self.db_path, age,
+                  fresh - age)
+        return True
 
     async def _serve_metrics(self, metrics: MetricsServer) -> bool:
         """Starts /healthz and /metrics when a port is set; False when it cannot listen."""
@@ -308,6 +328,17 @@ def _deliver_with_own_connection(config: Config, db_path: Path) -> DeliveryRepor
 
 def _log_check(result: CheckResult) -> None:
     log.info("check", extra={"check": result})
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _now() -> datetime:
