@@ -1,14 +1,21 @@
 """`watcher check` end to end against a real local web server and a real SQLite file."""
 
+import asyncio
 import gzip
 import json
+import logging
 import signal
 import socket
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 from tests.conftest import corpus_dir, target_toml
+from watcher.check import run_checks
+from watcher.config import load_config
+from watcher.fetch import FetchRequest, HttpFetcher
+from watcher.models import Fetched
 from watcher.store import SCHEMA_VERSION, Store
 
 POLICY = """<html><head><title>Policy</title></head><body><nav>Home</nav><main>
@@ -299,3 +306,144 @@ def test_a_database_from_a_newer_release_is_refused_untouched(project, site):
     assert result.exit_code != 0
     assert "newer than this policy-watcher" in result.output and "upgrade" in result.output
     assert project.db.read_bytes() == before
+
+
+def test_headers_that_cannot_be_sent_fail_the_fetch_naming_the_header(site):
+    """Config rejects non-ASCII values, but a fetch is made from a FetchRequest too."""
+    url = site.set("/p", POLICY)
+
+    async def fetch(request: FetchRequest) -> Fetched:
+        http = HttpFetcher()
+        try:
+            return await http.fetch(request)
+        finally:
+            await http.aclose()
+
+    assert asyncio.run(fetch(FetchRequest(url, user_agent="Société"))).error == \
+        "header 'User-Agent': value must be ASCII; the request was not sent"
+    assert asyncio.run(fetch(FetchRequest(url, headers=(("X-Team", "Société"),)))).error == \
+        "header 'X-Team': value must be ASCII; the request was not sent"
+    assert "/p" not in site.hits
+
+
+def test_a_secret_header_value_never_appears_in_reasons(project, site, monkeypatch):
+    monkeypatch.setenv("API_TOKEN", "sk-live-SECRET123 ")
+    project.write_config(target_toml("api", site.set("/p", POLICY))
+                         + 'headers = {Authorization = "Bearer ${API_TOKEN}"}\n'
+                         + target_toml("good", site.set("/q", POLICY)))
+    by_id = {row["id"]: row for row in project.json("check")}
+    assert by_id["api"]["status"] == "failed"
+    assert by_id["api"]["reason"] == ("header 'Authorization': value must not start or end "
+                                      "with a space; the request was not sent")
+    assert by_id["good"]["status"] == "new"
+    for shown in (project.run("list").output, json.dumps(project.json("list"))):
+        assert "SECRET123" not in shown
+    assert "/p" not in site.hits
+
+
+def test_a_redirect_to_an_invalid_url_is_a_failed_check_that_says_so(project, site):
+    moved = site.set("/moved", b"", status=302, headers={"Location": "http://127.0.0.1:99999/"})
+    project.write_config(target_toml("moved", moved) + target_toml("good", site.set("/p", POLICY)))
+    by_id = {row["id"]: row for row in project.json("check")}
+    assert by_id["moved"]["status"] == "failed"
+    assert by_id["moved"]["reason"] == ("redirect to an invalid URL (port 99999 is out of "
+                                        "range): http://127.0.0.1:99999/")
+    assert by_id["good"]["status"] == "new"
+
+
+def test_a_meta_charset_that_cannot_decode_html_falls_back_to_detection(project, site, caplog):
+    body = '<meta charset="idna"><main><p>Données personnelles</p></main>'.encode()
+    url = site.set("/c", body, content_type="text/html")
+    project.write_config(target_toml("c", url))
+    assert project.json("check")[0]["status"] == "new"
+    assert project.run("show", "c").output == "Données personnelles\n"
+    assert f"{url} declares charset 'idna', which cannot decode HTML; read as utf-8" in \
+        caplog.messages
+
+
+class Dribble:
+    """A raw HTTP server that sends a page's headers at once, then 10 bytes every `every` s."""
+
+    def __init__(self, body: bytes, every: float):
+        self.body, self.every = body, every
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                    f"Content-Length: {len(self.body)}\r\n\r\n")
+            try:
+                conn.sendall(head.encode())
+                for start in range(0, len(self.body), 10):
+                    time.sleep(self.every)
+                    conn.sendall(self.body[start:start + 10])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_timeout_bounds_the_whole_fetch_not_each_read(project):
+    slow = Dribble(b"<main><p>Every read is quick, the whole page is not.</p></main>", 0.5)
+    project.write_config(settings(timeout=1) + target_toml("slow", slow.url))
+    started = time.monotonic()
+    try:
+        [result] = project.json("check")
+    finally:
+        slow.close()
+    assert result["status"] == "failed"
+    assert result["reason"] == "timed out: the server did not send the whole page within 1s"
+    assert time.monotonic() - started < 2.5
+
+
+class BrokenFetcher:
+    """A fetcher with a bug: every fetch raises."""
+
+    name = "browser"
+
+    async def fetch(self, request: FetchRequest) -> Fetched:
+        raise RuntimeError(f"bug while fetching {request.url}")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_bug_in_a_fetcher_fails_only_its_target_and_is_logged(project, site, caplog):
+    buggy = site.url("/q")
+    project.write_config(target_toml("buggy", buggy, fetcher="browser")
+                         + target_toml("good", site.set("/p", POLICY)))
+    config = load_config(project.config)
+
+    async def check(store: Store) -> list:
+        http = HttpFetcher()
+        try:
+            return await run_checks(config, store, config.targets,
+                                    {"http": http, "browser": BrokenFetcher()})
+        finally:
+            await http.aclose()
+
+    with Store(config.database_path) as store:
+        by_id = {result.target: result for result in asyncio.run(check(store))}
+    assert by_id["buggy"].status == "failed"
+    assert by_id["buggy"].reason == (f"internal error: RuntimeError: bug while fetching {buggy} "
+                                     f"(fetching {buggy} (browser)), please report")
+    assert by_id["good"].status == "new"
+    [logged] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert logged.exc_info and logged.exc_info[0] is RuntimeError
+    listed = {row["id"]: row for row in project.json("list")}
+    assert listed["buggy"]["last_check"]["reason"] == by_id["buggy"].reason

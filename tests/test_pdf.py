@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import io
 import json
+
+from pypdf import PdfReader, PdfWriter
 
 from tests.conftest import require_browser, target_toml
 
 
-def make_pdf(lines: list[str]) -> bytes:
-    """A minimal valid one-page PDF; each non-empty line is drawn as text, '' leaves a gap."""
+def make_pdf(lines: list[str], encrypt: bytes = b"") -> bytes:
+    """A minimal valid one-page PDF; each non-empty line is drawn as text, '' leaves a gap.
+    `encrypt` is an encryption dictionary for the trailer (the text itself stays plain)."""
     ops = ["BT /F1 11 Tf 72 760 Td 14 TL"]
     for line in lines:
         escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
         ops.append(f"({escaped}) Tj T*" if line else "T*")
     ops.append("ET")
-    return _pdf_file("\n".join(ops).encode("latin-1"), font=True)
+    return _pdf_file("\n".join(ops).encode("latin-1"), font=True, encrypt=encrypt)
+
+
+def make_rc4_pdf(lines: list[str]) -> bytes:
+    """The PDF encrypted by pypdf's writer with RC4-128 and an empty user password."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf(lines))))
+    writer.encrypt(user_password="", owner_password="owner", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+AES_256 = (b"<< /Filter /Standard /V 5 /R 6 /Length 256 /P -1028 /O <" + b"11" * 48
+           + b"> /U <" + b"22" * 48 + b"> /OE <" + b"33" * 32 + b"> /UE <" + b"44" * 32
+           + b"> /Perms <" + b"55" * 16 + b"> /CF << /StdCF << /CFM /AESV3 /AuthEvent /DocOpen "
+           b"/Length 32 >> >> /StmF /StdCF /StrF /StdCF >>")
+"""The encryption dictionary of an AES-256 PDF, what pypdf reads before anything else. pypdf's
+writer needs `cryptography` for AES, which is not a dependency, so it is written by hand; its
+keys match no password, and without `cryptography` pypdf cannot even try the empty one."""
+CERTIFICATE = b"<< /Filter /Adobe.PubSec /SubFilter /adbe.pkcs7.s5 /V 4 /Recipients [<00>] >>"
+"""A PDF encrypted for the holders of certificates, which pypdf does not support."""
 
 
 def make_image_only_pdf() -> bytes:
@@ -22,7 +46,7 @@ def make_image_only_pdf() -> bytes:
     return _pdf_file(b"0.5 g 72 600 300 100 re f", font=False)
 
 
-def _pdf_file(stream: bytes, font: bool) -> bytes:
+def _pdf_file(stream: bytes, font: bool, encrypt: bytes = b"") -> bytes:
     resources = "<< /Font << /F1 5 0 R >> >>" if font else "<< >>"
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -40,8 +64,8 @@ def _pdf_file(stream: bytes, font: bool) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, b" /Encrypt " + encrypt if encrypt else b"", xref)
     return bytes(out)
 
 
@@ -93,3 +117,23 @@ def test_auto_reads_a_pdf_the_same_both_ways_and_settles_on_http(project, site):
     assert project.json("check")[0]["status"] == "new"
     assert project.json("list")[0]["fetcher_used"] == "http"
     assert "### 3.4.2. Notice of new sub-processors" in project.run("show", "dpa").output
+
+
+def test_encrypted_pdfs_are_read_with_an_empty_password_or_fail_saying_why(project, site):
+    rc4 = site.set("/rc4.pdf", make_rc4_pdf(DPA), content_type="application/pdf")
+    aes = site.set("/aes.pdf", make_pdf(DPA, encrypt=AES_256), content_type="application/pdf")
+    cert = site.set("/cert.pdf", make_pdf(DPA, encrypt=CERTIFICATE),
+                    content_type="application/pdf")
+    plain = site.set("/dpa.pdf", make_pdf(DPA), content_type="application/pdf")
+    project.write_config("".join(target_toml(name, url, document="DPA") for name, url in (
+        ("rc4", rc4), ("aes", aes), ("cert", cert), ("plain", plain))))
+    result = project.run("check", "--json")
+    assert result.exit_code == 1
+    by_id = {row["id"]: row for row in json.loads(result.stdout)}
+    assert (by_id["rc4"]["status"], by_id["plain"]["status"]) == ("new", "new")
+    assert project.run("show", "rc4").output == project.run("show", "plain").output
+    for name in ("aes", "cert"):
+        assert by_id[name]["status"] == "failed"
+        assert by_id[name]["reason"].startswith("the PDF is encrypted")
+        assert by_id[name]["reason"].endswith("its text cannot be read")
+    assert project.json("history", "aes") == []

@@ -3,10 +3,13 @@
 `run_checks` is the one entry point shared by `watcher check`, `watcher ingest` (through
 `record_fetched`) and the daemon. Targets that share a URL and fetch options are fetched once
 per run. Every target's outcome is recorded in its own transaction; a failure of one target
-never stops the others. A target made of several `sources` is one document: any failing page
-fails the check. `fetcher = "auto"` reads a target both ways when its decision is missing,
-stale or made for another configuration, keeps the cheaper one that yields the browser's
-clauses, and persists that choice, so the fetcher never shows up as a change.
+never stops the others: headers that cannot be sent fail the fetch before any fetcher sees
+them, and an unexpected exception while fetching or reading a page (a bug) is logged with its
+traceback and becomes a failed check of that target ("internal error: ..., please report").
+A target made of several `sources` is one document: any failing page fails the check.
+`fetcher = "auto"` reads a target both ways when its decision is missing, stale or made for
+another configuration, keeps the cheaper one that yields the browser's clauses, and persists
+that choice, so the fetcher never shows up as a change.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from watcher.browser import BrowserFetcher
 from watcher.config import Config, Source, Target
 from watcher.diff import diff_clauses
-from watcher.fetch import Fetcher, FetchRequest, HttpFetcher
+from watcher.fetch import Fetcher, FetchRequest, HttpFetcher, header_problem
 from watcher.guard import failure_reason, page_problem, shrink_problem
 from watcher.models import CheckResult, Clause, Diff, Fetched, Version, document_sha256
 from watcher.normalize import NormalizeError, Selection, drop_ignored, html_to_clauses
@@ -33,6 +37,8 @@ from watcher.store import Store
 
 __all__ = ["run_checks", "record_fetched", "open_fetchers", "fetch_request", "read_clauses",
            "looks_like_script_shell"]
+
+log = logging.getLogger("watcher.check")
 
 SHELL_TEXT_CHARS = 200
 REVERT_WINDOW = 5
@@ -133,8 +139,16 @@ class _Fetches:
         return self.tasks[key]
 
     async def _fetch(self, name: str, request: FetchRequest) -> Fetched:
+        """One fetch; headers that cannot be sent, or an unexpected error, make it a failure."""
+        problem = header_problem(request)
+        if problem:
+            return Fetched(url=request.url, error=problem, fetcher=name)
         async with self.limit:
-            return await self.fetchers[name].fetch(request)
+            try:
+                return await self.fetchers[name].fetch(request)
+            except Exception as error:
+                reason = _internal_error(error, f"fetching {request.url} ({name})")
+                return Fetched(url=request.url, error=reason, fetcher=name)
 
 
 async def run_checks(config: Config, store: Store, targets: Sequence[Target],
@@ -200,7 +214,25 @@ def _read_page(fetched: Fetched, part: Target | Source | Part) -> list[Clause]:
     problem = page_problem(fetched)
     if problem:
         raise NormalizeError(problem)
-    return read_clauses(fetched, part)
+    try:
+        return read_clauses(fetched, part)
+    except NormalizeError:
+        raise
+    except Exception as error:
+        raise NormalizeError(_internal_error(error, f"reading {fetched.url}")) from error
+
+
+def _internal_error(error: Exception, doing: str) -> str:
+    """Log an unexpected exception with its traceback; return the reason of the failed check."""
+    log.error("internal error %s", doing, exc_info=error)
+    return f"internal error: {_describe(error)} ({doing}), please report"
+
+
+def _describe(error: BaseException) -> str:
+    """An exception's type and message, or those of each exception a group holds."""
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in error.exceptions)
+    return f"{type(error).__name__}: {error}"
 
 
 def _ignoring(target: Target, document: Document) -> Document:

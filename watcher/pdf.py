@@ -2,8 +2,10 @@
 
 This module owns reading a PDF's text and cutting it into clauses: numbered headings
 (`3.4.2.`, `Article 5`, `Section 2`) start sections, list items (`•`, `-`, `(a)`) and
-paragraphs become clauses. A PDF without extractable text (scanned, protected) raises
-NormalizeError, so the check fails instead of recording an empty version.
+paragraphs become clauses. A PDF without extractable text (scanned, protected), one pypdf
+cannot parse, or one encrypted in a way it cannot decrypt here (AES needs `cryptography`, which
+is not installed; certificate encryption is not supported) raises NormalizeError, so the check
+fails instead of recording an empty version or stopping the run.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import io
 import re
 
 from pypdf import PdfReader
-from pypdf.errors import PdfReadError
+from pypdf.errors import DependencyError, PyPdfError
 
 from watcher.models import Clause
 from watcher.normalize import NormalizeError, clean_text
@@ -25,22 +27,34 @@ _NAMED = re.compile(r"^(Article|Section|Chapter|Annex|Schedule|Appendix)\s+[\dIV
 _ITEM = re.compile(r"^(?:[•●▪‣◦\-–*]|\(?[a-z0-9]{1,3}\))\s+")
 _SENTENCE_END = re.compile(r"[.:;!?]$")
 MAX_HEADING_CHARS = 120
+_ENCRYPTED = re.compile(rb"/Encrypt\b")
+"""An encrypted PDF's trailer names its encryption dictionary; a trailer is never compressed."""
 
 
 def pdf_to_clauses(content: bytes) -> list[Clause]:
     """The clauses of a PDF; raises NormalizeError when it has no readable text."""
-    try:
-        reader = PdfReader(io.BytesIO(content))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise NormalizeError("the PDF is password-protected; its text cannot be read")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError) as error:
-        raise NormalizeError(f"the PDF cannot be read: {error}") from None
-    lines = [line.strip() for page in pages for line in page.splitlines()]
+    lines = [line.strip() for page in _page_texts(content) for line in page.splitlines()]
     if not any(lines):
         raise NormalizeError("the PDF has no extractable text (a scanned image or protected "
                              "document?); it needs OCR before it can be watched")
     return _clauses(lines)
+
+
+def _page_texts(content: bytes) -> list[str]:
+    """The text of each page, read with an empty password if the PDF is encrypted; raises
+    NormalizeError when pypdf cannot read the file or lacks what it needs to decrypt it."""
+    try:
+        reader = PdfReader(io.BytesIO(content))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise NormalizeError("the PDF is encrypted with a password; its text cannot be read")
+        return [page.extract_text() or "" for page in reader.pages]
+    except (DependencyError, NotImplementedError) as error:
+        if _ENCRYPTED.search(content):
+            raise NormalizeError(f"the PDF is encrypted in a way this installation cannot "
+                                 f"decrypt ({error}); its text cannot be read") from None
+        raise NormalizeError(f"the PDF cannot be read: {error}") from None
+    except (PyPdfError, ValueError, KeyError) as error:
+        raise NormalizeError(f"the PDF cannot be read: {error}") from None
 
 
 def _heading_level(line: str) -> int:
