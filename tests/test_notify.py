@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from apprise.plugins.slack import NotifySlack
 
 from tests.conftest import corpus_dir, target_toml
-from tests.standins import Inbox, Stall, free_port, mail_route
+from tests.standins import Inbox, SlowWebhook, Stall, free_port, mail_route
 from watcher.config import load_config
 from watcher.notify import deliver_pending
 from watcher.store import Store
@@ -246,3 +246,123 @@ def test_a_weekly_digest_waits_for_monday_8am_then_sends_every_alert_in_one_emai
     assert "watcher diff p --from 1 --to 2" in body and "watcher diff q --from 1 --to 2" in body
     assert {row["route"]: row["status"] for row in project.json("outbox")} == \
         {"weekly": "sent", "now": "sent"}
+
+
+def hook(site, path):
+    return f"json://127.0.0.1:{site.server.server_address[1]}{path}"
+
+
+def posts_to(site, path):
+    return [raw for at, raw in site.posts if at == path]
+
+
+def until(predicate, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def file_route(name="ops", path="apprise.yml"):
+    return f'[notify.{name}]\nconfig = "{path}"\ndefault = true\n'
+
+
+def apprise_file(project, *urls):
+    (project.root / "apprise.yml").write_text(
+        "urls:\n" + "".join(f"  - {url}\n" for url in urls), encoding="utf-8")
+
+
+def test_a_route_with_only_an_apprise_config_file_delivers_through_it(project, site):
+    apprise_file(project, hook(site, "/from-file"))
+    project.write_config(file_route() + target_toml("p", site.set("/p", PAGE)))
+    result = project.run("notify", "test")
+    assert result.exit_code == 0 and "ops: sent" in result.output
+    [sample] = posts_to(site, "/from-file")
+    assert "test alert" in json.loads(sample)["message"]
+    project.run("check")
+    change_page(site)
+    project.run("check")
+    alert = json.loads(posts_to(site, "/from-file")[1])
+    assert "1 clause added, 1 clause modified" in alert["title"]
+    [row] = project.json("outbox")
+    assert row["status"] == "sent" and row["attempts"] == 1
+
+
+@pytest.mark.parametrize("content, why", [(None, "cannot be read (No such file or directory)"),
+                                          ("", "defines no URL Apprise can use"),
+                                          ("urls:\n  - nosuch://x\n", "defines no URL")])
+def test_an_apprise_config_file_without_a_usable_url_fails_naming_it(project, site, content,
+                                                                      why):
+    if content is not None:
+        (project.root / "apprise.yml").write_text(content, encoding="utf-8")
+    project.write_config(file_route() + target_toml("p", site.set("/p", PAGE)))
+    result = project.run("notify", "test")
+    assert result.exit_code == 1 and "ops: FAILED" in result.output
+    assert f"apprise.yml {why}" in result.output
+    project.run("check")
+    change_page(site)
+    project.run("check")
+    [row] = project.json("outbox")
+    assert row["status"] == "pending" and f"apprise.yml {why}" in row["last_error"]
+
+
+def test_a_refusing_destination_of_a_config_file_says_why_without_its_secrets(project):
+    user, password, token = "alice-user", "S3cret-Passw0rd", "T0kenT0ken1234"
+    apprise_file(project, f"json://{user}:{password}@127.0.0.1:{free_port()}/{token}/hook"
+                          f"?:key={token}x")
+    project.write_config(file_route())
+    result = project.run("notify", "test")
+    assert result.exit_code == 1 and "Connection refused" in result.output
+    for secret in (user, password, token):
+        assert secret not in result.output
+
+
+def test_each_destination_of_a_config_file_gets_an_alert_once(project, site):
+    apprise_file(project, hook(site, "/a"), f"json://127.0.0.1:{free_port()}/down")
+    project.write_config(file_route() + target_toml("p", site.set("/p", PAGE)))
+    project.run("check")
+    change_page(site)
+    project.run("check")
+    assert [row["status"] for row in project.json("outbox")] == ["pending"]
+    apprise_file(project, hook(site, "/a"), hook(site, "/c"))
+    assert project.run("outbox", "retry").exit_code == 0
+    assert project.run("outbox", "retry").exit_code == 0
+    assert len(posts_to(site, "/a")) == 1 and len(posts_to(site, "/c")) == 1
+    assert [row["status"] for row in project.json("outbox")] == ["sent"]
+
+
+def test_a_url_that_accepted_an_alert_is_not_sent_it_again_after_the_urls_are_edited(
+        project, site):
+    down = f"json://127.0.0.1:{free_port()}/down"
+    route = '[notify.ops]\nurls = [{}]\ndefault = true\n'
+    target = target_toml("p", site.set("/p", PAGE))
+    project.write_config(route.format(f'"{down}", "{hook(site, "/b")}"') + target)
+    project.run("check")
+    change_page(site)
+    project.run("check")
+    assert len(posts_to(site, "/b")) == 1
+    project.write_config(route.format(f'"{hook(site, "/b")}", "{hook(site, "/a")}"') + target)
+    assert project.run("outbox", "retry").exit_code == 0
+    assert len(posts_to(site, "/b")) == 1 and len(posts_to(site, "/a")) == 1
+    assert [row["status"] for row in project.json("outbox")] == ["sent"]
+
+
+def test_two_senders_at_once_send_an_alert_once(project, site):
+    webhook = SlowWebhook()
+    try:
+        project.write_config(f'[notify.ops]\nurls = ["{webhook.url("/hook")}"]\n'
+                             'default = true\n' + target_toml("p", site.set("/p", PAGE)))
+        project.run("check")
+        change_page(site)
+        assert project.run("check", "--no-notify").exit_code == 0
+        first = project.spawn("outbox", "retry")
+        until(lambda: webhook.requests, what="the first sender to post")
+        second = project.spawn("outbox", "retry")
+        assert second.wait(timeout=30) == 0
+        webhook.release()
+        assert first.wait(timeout=30) == 0
+        assert len(webhook.requests) == 1
+        [row] = project.json("outbox")
+        assert row["status"] == "sent" and row["attempts"] == 1
+    finally:
+        webhook.close()

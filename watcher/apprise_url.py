@@ -13,6 +13,9 @@ from urllib.parse import unquote, urlsplit
 __all__ = ["redact", "redact_text", "url_problem"]
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_SETTINGS = frozenset(("cto", "emojis", "format", "method", "optional", "overflow", "redirect",
+                       "retry", "rto", "store", "tz", "verify", "wait"))
+"""Apprise's own URL parameters: never credentials, and in every URL Apprise writes back."""
 _PLAIN_HOST = re.compile(r"^(localhost|[0-9.]+|\[[0-9a-fA-F:]+\]|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$")
 
 logging.getLogger("apprise").addHandler(logging.NullHandler())
@@ -41,6 +44,7 @@ def redact_text(text: str, url: str) -> str:
     secrets = [parts.username, parts.password, None if _is_plain_host(host.lower()) else host,
                *re.split(r"[/#]", parts.path + "#" + parts.fragment),
                *(value for pair in re.split(r"[&;]", parts.query)
+                 if pair.partition("=")[0].lower() not in _SETTINGS
                  for value in re.split(r"[=,]", pair)[1:])]
     text = _URL.sub(lambda m: redact(m.group(0)), text)
     for secret in sorted({unquote(s) for s in secrets if s and len(s) >= 4}, key=len,

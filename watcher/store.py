@@ -77,10 +77,14 @@ class Delivery:
     body: str | None
     status: str
     attempts: int
-    delivered_urls: tuple[int, ...]
+    delivered_urls: tuple[int | str, ...]
+    """The destinations that accepted it: keys of their URLs (positions in older databases)."""
     last_error: str | None
     due_at: datetime
     """When it is (next) sent: at once, after a failure's backoff, or at its digest's time."""
+    claimed_by: str | None = None
+    """The sender sending it now (`host:pid:process:call`), until `claimed_until`."""
+    claimed_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -231,8 +235,16 @@ def _migration_moves(db: Database) -> None:
     db.execute("ALTER TABLE changes ADD COLUMN from_section TEXT")
 
 
+def _migration_outbox_claims(db: Database) -> None:
+    """Who is sending an alert and until when, so two senders never send it both."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    for column in ("claimed_by", "claimed_until"):
+        if column not in columns:
+            db.execute(f"ALTER TABLE outbox ADD COLUMN {column} TEXT")
+
+
 MIGRATIONS = [_migration_1, _migration_daemon, _migration_outbox, _migration_fetching,
-              _migration_moves]
+              _migration_moves, _migration_outbox_claims]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -601,14 +613,18 @@ class Store:
     def outbox(self, statuses: Sequence[str] = ("pending", "sent", "failed"),
                due_before: datetime | None = None) -> list[Delivery]:
         marks = ", ".join("?" for _ in statuses)
-        sql = f"SELECT * FROM outbox WHERE status IN ({marks})"
+        sql = f"status IN ({marks})"
         params: list = list(statuses)
         if due_before is not None:
             sql += " AND next_attempt_at <= ?"
             params.append(_iso(due_before))
+        return self._deliveries(sql, params)
+
+    def _deliveries(self, where: str, params: Sequence[object]) -> list[Delivery]:
         self.db.conn.row_factory = sqlite3.Row
         try:
-            rows = self.db.conn.execute(sql + " ORDER BY id", params).fetchall()
+            rows = self.db.conn.execute(f"SELECT * FROM outbox WHERE {where} ORDER BY id",
+                                        params).fetchall()
         finally:
             self.db.conn.row_factory = None
         return [Delivery(id=r["id"], route=r["route"], target=r["target_id"],
@@ -616,19 +632,53 @@ class Store:
                          status=r["status"], attempts=r["attempts"],
                          delivered_urls=tuple(json.loads(r["delivered_urls"])),
                          last_error=r["last_error"],
-                         due_at=_parse_time(r["next_attempt_at"])) for r in rows]
+                         due_at=_parse_time(r["next_attempt_at"]), claimed_by=r["claimed_by"],
+                         claimed_until=_parse_time(r["claimed_until"])
+                         if r["claimed_until"] else None) for r in rows]
 
-    def record_attempt(self, delivery_id: int, at: datetime, delivered_urls: Sequence[int],
+    def claim(self, deliveries: Sequence[Delivery], claimant: str, now: datetime,
+              until: datetime, due_before: datetime | None = None,
+              stale: Sequence[str] = ()) -> list[Delivery]:
+        """Claim pending rows for one sender until `until`, each in one atomic update that
+        only succeeds when no other sender holds it: its claim expired, or its claimant is
+        among `stale` (gone). Returns the rows claimed, as they are now."""
+        won = []
+        with self.transaction():
+            for delivery in deliveries:
+                cursor = self.db.execute(
+                    "UPDATE outbox SET claimed_by = :me, claimed_until = :until "
+                    "WHERE id = :id AND status = 'pending' "
+                    "AND (:due IS NULL OR next_attempt_at <= :due) "
+                    "AND (claimed_until IS NULL OR claimed_until < :now "
+                    "OR claimed_by IN (SELECT value FROM json_each(:stale)))",
+                    {"me": claimant, "until": _iso(until), "id": delivery.id,
+                     "due": _iso(due_before) if due_before else None, "now": _iso(now),
+                     "stale": json.dumps(list(stale))})
+                if cursor.rowcount == 1:
+                    won.append(delivery.id)
+            return self._deliveries(f"id IN ({', '.join('?' for _ in won)})", won)
+
+    def release(self, delivery_ids: Sequence[int], claimant: str) -> None:
+        """Give up a claim without recording an attempt."""
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL "
+                "WHERE id = ? AND claimed_by = ?", [(i, claimant) for i in delivery_ids])
+
+    def record_attempt(self, delivery_id: int, at: datetime, delivered_urls: Sequence[int | str],
                        error: str | None, next_attempt_at: datetime | None,
-                       give_up: bool) -> None:
+                       give_up: bool, claimant: str | None = None) -> None:
+        """Record one attempt; it ends `claimant`'s claim on the row."""
         status = "sent" if error is None else ("failed" if give_up else "pending")
         self.db.execute(
             "UPDATE outbox SET attempts = attempts + 1, delivered_urls = ?, last_error = ?, "
-            "status = ?, next_attempt_at = coalesce(?, next_attempt_at), sent_at = ? "
+            "status = ?, next_attempt_at = coalesce(?, next_attempt_at), sent_at = ?, "
+            "claimed_until = CASE WHEN claimed_by IS ? THEN NULL ELSE claimed_until END, "
+            "claimed_by = CASE WHEN claimed_by IS ? THEN NULL ELSE claimed_by END "
             "WHERE id = ?",
-            [json.dumps(sorted(delivered_urls)), error, status,
+            [json.dumps(sorted(delivered_urls, key=str)), error, status,
              _iso(next_attempt_at) if next_attempt_at else None,
-             _iso(at) if error is None else None, delivery_id])
+             _iso(at) if error is None else None, claimant, claimant, delivery_id])
 
     def revive_failed(self) -> None:
         self.db.execute("UPDATE outbox SET status = 'pending' WHERE status = 'failed'")
