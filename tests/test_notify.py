@@ -288,13 +288,19 @@ def test_a_route_with_only_an_apprise_config_file_delivers_through_it(project, s
     assert row["status"] == "sent" and row["attempts"] == 1
 
 
-@pytest.mark.parametrize("content, why", [(None, "cannot be read (No such file or directory)"),
-                                          ("", "defines no URL Apprise can use"),
+def test_a_missing_apprise_config_file_is_a_configuration_error(project, site):
+    project.write_config(file_route() + target_toml("p", site.set("/p", PAGE)))
+    result = project.run("notify", "test")
+    assert result.exit_code == 2
+    assert "notify.ops.config: Apprise configuration file 'apprise.yml' not found" \
+        in result.output
+
+
+@pytest.mark.parametrize("content, why", [("", "defines no URL Apprise can use"),
                                           ("urls:\n  - nosuch://x\n", "defines no URL")])
 def test_an_apprise_config_file_without_a_usable_url_fails_naming_it(project, site, content,
                                                                       why):
-    if content is not None:
-        (project.root / "apprise.yml").write_text(content, encoding="utf-8")
+    (project.root / "apprise.yml").write_text(content, encoding="utf-8")
     project.write_config(file_route() + target_toml("p", site.set("/p", PAGE)))
     result = project.run("notify", "test")
     assert result.exit_code == 1 and "ops: FAILED" in result.output

@@ -314,7 +314,7 @@ def parse_config(source: str, path: Path, environ: dict[str, str] | None = None)
             problems.append(_unknown_key((key,), key, ("settings", "notify", "targets")))
     problems += _duplicate_ids(targets)
     problems += _check_settings(settings)
-    problems += _check_routes(routes)
+    problems += _check_routes(routes, path.parent)
     if problems:
         raise ConfigError(path, [_with_line(p, source) for p in problems])
     return Config(path=path, settings=settings or Settings(), targets=tuple(targets),
@@ -482,9 +482,13 @@ def _header_problems(target: Target, at: tuple[str | int, ...]) -> list[Problem]
     return problems
 
 
-def _check_routes(routes: dict[str, Route]) -> list[Problem]:
+def _check_routes(routes: dict[str, Route], folder: Path) -> list[Problem]:
     problems = []
     for name, route in routes.items():
+        if route.config and not (folder / Path(route.config).expanduser()).is_file():
+            problems.append(Problem(("notify", name, "config"), f"Apprise configuration file "
+                                    f"{route.config!r} not found (relative paths start at the "
+                                    "targets file's folder)"))
         for index, url in enumerate(route.urls):
             why = url_problem(url)
             if why:
