@@ -54,6 +54,13 @@ def test_link_only_churn_makes_no_version(project, site):
     (200, "<html><head><title>Just a moment...</title></head><body><div class='cf-chl-widget'>"
           "</div></body></html>", "Cloudflare bot challenge"),
     (200, "", "empty response body"),
+    (403, "<html><head><title>example.com</title></head><body><p>Please enable JS</p><script>"
+          "var dd={'rt':'c','host':'geo.captcha-delivery.com'}</script><script "
+          "src='https://ct.captcha-delivery.com/c.js'></script></body></html>",
+     "DataDome bot challenge"),
+    (200, "<html><head><title>Robot check</title></head><body><p>Sorry, we need to make sure "
+          "you're not a robot.</p><form><div class='g-recaptcha'></div></form></body></html>",
+     "captcha"),
 ])
 def test_challenge_and_empty_pages_fail_without_a_version(project, site, status, body, reason):
     url = site.set("/t", PAGE)
@@ -141,3 +148,52 @@ def test_track_links_records_link_changes_but_not_tracking_parameters(project, s
     diff = project.json("diff", "t")
     [change] = diff["changes"]
     assert "<https://example.com/privacy-v2>" in change["after"]
+
+
+LONG_POLICY = "".join(f"<p>Clause {i}: we process personal data only as this policy says.</p>"
+                      for i in range(60))
+
+
+@pytest.mark.parametrize("content", [
+    "<table><tr><th>Sub-processor</th><th>Purpose</th></tr>"
+    "<tr><td>DataDome</td><td>Bot protection</td></tr></table>",
+    "<table><tr><td>PerimeterX, Inc.</td><td>Fraud prevention</td></tr></table>",
+    '<p>hCaptcha\'s <a href="https://www.hcaptcha.com/privacy">privacy policy</a> applies.</p>',
+    '<form action="/contact"><div class="g-recaptcha" data-sitekey="k"></div>'
+    '<script src="https://www.google.com/recaptcha/api.js"></script><button>Send</button></form>',
+    "<h2>Automated decisions</h2><p>Are you a robot? We ask when traffic looks automated.</p>",
+    "<p>Checking your browser settings… lets you refuse cookies.</p>",
+])
+def test_policy_pages_that_mention_bot_protection_are_recorded(project, site, content):
+    url = site.set("/t", f"<html><head><title>Privacy</title></head><body><main>"
+                         f"{LONG_POLICY}{content}</main></body></html>")
+    project.write_config(target_toml("t", url))
+    [result] = project.json("check")
+    assert result["status"] == "new", result["reason"]
+
+
+def test_a_short_sub_processor_list_naming_datadome_is_recorded(project, site):
+    url = site.set("/t", '<html><head><title>Sub-processors</title></head><body><main><table>'
+                         '<tr><td><a href="https://datadome.co/privacy">DataDome</a></td>'
+                         "<td>Bot protection</td><td>France</td></tr></table></main></body></html>")
+    project.write_config(target_toml("t", url, document="Sub-processors"))
+    [result] = project.json("check")
+    assert result["status"] == "new", result["reason"]
+    assert project.run("show", "t").output == "| DataDome | Bot protection | France |\n"
+
+
+def test_ignore_dates_keeps_words_and_section_numbers_whole(project, site):
+    page = """<main><h2>3.4.12 Transfers</h2><p>Last updated: 03.04.2025</p>
+      <p>Stand: 1. März 2025</p><p>We rely on Standard Contractual Clauses.</p>
+      <p>Effectively, transfers stop on 12/31/2025, see 1.2.2025.4.</p>
+      <p>We take effective measures from version 10.11.12.</p></main>"""
+    url = site.set("/t", page)
+    project.write_config(target_toml("t", url, ignore_dates=True))
+    project.run("check")
+    assert project.run("show", "t").output == (
+        "## 3.4.12 Transfers\n\nWe rely on Standard Contractual Clauses.\n\n"
+        "Effectively, transfers stop on , see 1.2.2025.4.\n\n"
+        "We take effective measures from version 10.11.12.\n")
+    site.set("/t", page.replace("03.04.2025", "17.06.2025").replace("1. März", "9. Juni")
+             .replace("12/31/2025", "1/15/2026"))
+    assert project.json("check")[0]["status"] == "unchanged"

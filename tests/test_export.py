@@ -67,3 +67,16 @@ def test_atom_feed_validates_and_lists_each_change(project, site):
         "Example — Privacy Policy: 1 clause modified (retention)"]
     assert all("watcher diff p --from" in e.find(f"{ATOM}summary").text for e in entries)
     assert "&lt;script&gt;" in entries[1].find(f"{ATOM}content").text
+
+
+def test_atom_feed_parses_whatever_characters_the_pages_held(project, site):
+    url = site.set("/p", "<main><h2>Data</h2><p>We keep chats for 30 days.</p></main>")
+    project.write_config(target_toml("p", url))
+    project.run("check")
+    site.set("/p", "<main><h2>Data</h2><p>We keep chats\x01 for 90 days\uffff "
+                   "\x1b]0;pwned\x07.</p></main>")
+    project.run("check")
+    root = ET.fromstring(project.run("feed").output)
+    [entry] = root.findall(f"{ATOM}entry")
+    content = entry.find(f"{ATOM}content").text
+    assert "]0;pwned" in content and not any(ch in content for ch in "\x01\x1b\x07\uffff")

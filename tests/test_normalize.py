@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.conftest import target_toml
 from watcher.models import render_document
 from watcher.normalize import NormalizeError, Selection, html_to_clauses
 
@@ -93,6 +94,11 @@ def test_without_select_main_content_is_found_without_chrome_or_cookie_banner():
       <main><h1>Terms</h1><p>Be nice.</p><footer>Share this</footer></main>
       <footer>(c) 2025</footer></body>"""
     assert texts(html) == ["Terms", "Be nice."]
+    banners = ('<div id="onetrust-banner-sdk"><p>We use cookies.</p><button>Accept</button></div>'
+               '<div class="consent" style="position: fixed"><p>Choices.</p>'
+               '<a role="button" href="#">Reject</a></div>'
+               '<section class="gdpr-consent-modal"><p>Yours.</p><button>Agree</button></section>')
+    assert texts(f"<body>{banners}<h1>Terms</h1><p>Be nice.</p></body>") == ["Terms", "Be nice."]
 
 
 def test_cookie_policy_content_is_not_mistaken_for_a_banner():
@@ -148,3 +154,49 @@ def test_range_selectors_take_the_content_between_two_elements():
     after = Selection(select=(Range(start="#c", end="#c ~ h2", start_after=True,
                                     end_after=True),))
     assert [c.text for c in html_to_clauses(html, after)] == ["Copilot text.", "Other"]
+
+
+def test_consent_and_gdpr_words_in_markup_never_delete_policy_text():
+    html = """<body><main>
+      <p>We process your data based on your <span class="consent">consent</span>.</p>
+      <div id="gdpr-rights"><p>Under the GDPR you may object at any time.</p></div>
+      <div class="consent-details"><h4>Withdrawing consent</h4>
+        <p>You can withdraw your consent in your settings.</p></div>
+      <div class="cookie-notice"><p>This Cookie Notice explains the cookies we use.</p></div>
+      </main></body>"""
+    assert texts(html) == [
+        "We process your data based on your consent.", "Under the GDPR you may object at any time.",
+        "Withdrawing consent", "You can withdraw your consent in your settings.",
+        "This Cookie Notice explains the cookies we use."]
+
+
+def test_control_characters_never_reach_clauses_or_the_terminal(project, site):
+    url = site.set("/p", "<main><h2>Da\x01ta</h2><p>We keep\x1b]0;pwned\x07 chats"
+                         "\x9b for\t30\x7f days.</p><p>\x1b[2J</p></main>")
+    project.write_config(target_toml("p", url))
+    project.run("check")
+    shown = project.run("show", "p").output
+    assert shown == "## Data\n\nWe keep]0;pwned chats for 30 days.\n\n[2J\n"
+
+
+def test_a_block_inside_a_heading_is_the_heading():
+    doc = clauses("<main><h2><div>3. Sharing</div></h2><p>We share with processors.</p>"
+                  "<h3><span>3.1</span><div>Processors</div></h3><p>Listed below.</p></main>")
+    assert [(c.kind, c.text, c.section) for c in doc] == [
+        ("heading", "3. Sharing", ()),
+        ("paragraph", "We share with processors.", ("3. Sharing",)),
+        ("heading", "3.1 Processors", ("3. Sharing",)),
+        ("paragraph", "Listed below.", ("3. Sharing", "3.1 Processors"))]
+
+
+def test_ranges_and_css_selectors_give_the_document_in_page_order():
+    from watcher.normalize import Range
+
+    html = """<p id="intro">Intro</p><h2 id="start">Start</h2><p>Middle</p>
+      <h2 id="end">End</h2><p id="outro">Outro</p>"""
+    selection = Selection(select=("#intro", Range(start="#start", end="#end"), "#outro"))
+    assert [c.text for c in html_to_clauses(html, selection)] == [
+        "Intro", "Start", "Middle", "Outro"]
+    reordered = Selection(select=("#outro", Range(start="#start", end="#end"), "#intro"))
+    assert [c.text for c in html_to_clauses(html, reordered)] == [
+        "Intro", "Start", "Middle", "Outro"]

@@ -9,6 +9,7 @@ summary and the escaped HTML diff, for feed readers.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,9 @@ from watcher.significance import topic_label
 from watcher.store import Store
 
 __all__ = ["ExportError", "export_git", "export_json", "atom_feed"]
+
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 does not allow anywhere in a document, even escaped."""
 
 
 class ExportError(Exception):
@@ -109,7 +113,8 @@ def feed_entries(config: Config, store: Store, targets: list[Target],
 
 
 def atom_feed(config: Config, store: Store, targets: list[Target]) -> str:
-    """An Atom 1.0 feed of the changes of `targets`, newest first."""
+    """An Atom 1.0 feed of the changes of `targets`, newest first, without the characters XML
+    forbids (control characters of pages recorded before they were stripped)."""
     entries = feed_entries(config, store, targets)
     updated = _iso(entries[0].version.recorded_at) if entries else _iso(datetime.now(UTC))
     base = (config.settings.base_url or "").rstrip("/")
@@ -122,7 +127,7 @@ def atom_feed(config: Config, store: Store, targets: list[Target]) -> str:
     for entry in entries:
         parts.append(_feed_entry(entry, base))
     parts.append("</feed>")
-    return "\n".join(parts) + "\n"
+    return _XML_INVALID.sub("", "\n".join(parts) + "\n")
 
 
 def _feed_entry(entry: FeedEntry, base: str) -> str:

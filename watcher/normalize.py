@@ -44,11 +44,17 @@ CHROME_SELECTOR = (
     "[role=search], [role=dialog], [aria-modal=true]"
 )
 BANNER_HINT = re.compile(r"cookie|consent|gdpr|onetrust|didomi|cookiebot|usercentrics", re.I)
+BANNER_SHAPE = re.compile(r"banner|bar|notice|notification|popup|pop-up|modal|overlay|dialog|"
+                          r"toast|prompt|onetrust|didomi|cookiebot|usercentrics", re.I)
+BANNER_TAGS = frozenset({"div", "section", "aside", "form"})
+BANNER_CONTROLS = "button, [role=button]"
+FIXED_STYLE = re.compile(r"position\s*:\s*(fixed|sticky)", re.I)
 MAX_BANNER_CHARS = 2000
 HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 _SPACES = re.compile(r"\s+")
-_INVISIBLE_CHARS = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
+_INVISIBLE_CHARS = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None) | {
+    code: None for code in (*range(0x20), *range(0x7f, 0xa0)) if chr(code) not in "\t\n\v\f\r"}
 
 
 class NormalizeError(Exception):
@@ -78,7 +84,8 @@ class Selection:
 
 
 def clean_text(text: str) -> str:
-    """Fold Unicode spaces, drop zero-width and soft-hyphen characters, collapse whitespace."""
+    """Fold Unicode spaces, drop zero-width, soft-hyphen and control characters (C0 other than
+    whitespace, DEL, C1), collapse whitespace."""
     text = unicodedata.normalize("NFC", text).translate(_INVISIBLE_CHARS)
     text = "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in text) \
         if not text.isascii() else text
@@ -140,14 +147,21 @@ def _select_roots(tree: LexborHTMLParser, select: Sequence[str | Range]) -> list
     matched = tree.css(", ".join(css)) if css else []
     if css and not matched:
         raise NormalizeError(f"selector {', '.join(css)!r} matched nothing on the page")
-    return _outermost(matched) + ranges
+    if not ranges:
+        return _outermost(matched)
+    order = {node.mem_id: index for index, node in enumerate(tree.root.traverse())}
+    placed = [((order[node.mem_id], 0), node) for node in _outermost(matched)]
+    placed += [((order[start.mem_id], 1 if after else -1), root) for start, after, root in ranges]
+    return [root for _, root in sorted(placed, key=lambda pair: pair[0])]
 
 
 _START, _END = "\ue000policy-watcher-range-start\ue000", "\ue000policy-watcher-range-end\ue000"
 
 
-def _range_root(tree: LexborHTMLParser, selection: Range) -> LexborNode:
-    """The elements between the range's two boundaries, as a parsed fragment."""
+def _range_root(tree: LexborHTMLParser,
+                selection: Range) -> tuple[LexborNode, bool, LexborNode]:
+    """The range's start element in `tree`, whether the range starts after it, and the elements
+    between the range's two boundaries as a parsed fragment."""
     copy = LexborHTMLParser(tree.html or "")
     start, end = copy.css_first(selection.start), copy.css_first(selection.end)
     for name, node in (("start", start), ("end", end)):
@@ -162,7 +176,8 @@ def _range_root(tree: LexborHTMLParser, selection: Range) -> LexborNode:
         raise NormalizeError(f"range end {selection.end!r} comes before its start "
                              f"{selection.start!r} on the page")
     fragment = LexborHTMLParser(html[first + len(_START):last])
-    return fragment.body or fragment.root
+    anchor = tree.css_first(selection.start) or tree.root
+    return anchor, selection.start_after, fragment.body or fragment.root
 
 
 def _outermost(nodes: Iterable[LexborNode]) -> list[LexborNode]:
@@ -197,33 +212,51 @@ def _main_content(tree: LexborHTMLParser) -> LexborNode:
     for node in root.css(CHROME_SELECTOR):
         node.decompose()
     for node in root.css("[id], [class]"):
-        if node.mem_id in keep:
-            continue
-        hint = (node.attributes.get("id") or "") + " " + (node.attributes.get("class") or "")
-        if BANNER_HINT.search(hint) and _looks_like_banner(node):
+        if node.mem_id not in keep and _looks_like_banner(node):
             node.decompose()
     return root
 
 
 def _looks_like_banner(node: LexborNode) -> bool:
-    """A short block with no section headings: a notice, not a cookie policy's content."""
-    return len(node.text(deep=True)) <= MAX_BANNER_CHARS and \
+    """A cookie or consent notice: a block container named or placed like a banner (a bar, a
+    modal, fixed on screen), with buttons, short and without section headings. Policy text
+    that merely mentions cookies or consent in its ids or classes never is one."""
+    if node.tag not in BANNER_TAGS:
+        return False
+    hint = (node.attributes.get("id") or "") + " " + (node.attributes.get("class") or "")
+    if not BANNER_HINT.search(hint):
+        return False
+    placed = BANNER_SHAPE.search(hint) or FIXED_STYLE.search(node.attributes.get("style") or "")
+    return bool(placed) and _has_controls(node) and \
+        len(node.text(deep=True)) <= MAX_BANNER_CHARS and \
         node.css_first("h1, h2, h3, [role=heading]") is None
+
+
+def _has_controls(node: LexborNode) -> bool:
+    return any(control.mem_id != node.mem_id for control in node.css(BANNER_CONTROLS))
 
 
 _MONTHS = (r"(jan(uary|vier)?|feb(ruary)?|f[ée]v(rier)?|mar(ch|s)?|apr(il)?|avr(il)?|may|mai|"
            r"june?|juin|july?|juil(let)?|aug(ust)?|ao[uû]t|sep(t(ember)?)?|sept(embre)?|"
            r"oct(ober|obre)?|nov(ember|embre)?|dec(ember)?|d[ée]c(embre)?|januar|februar|"
            r"m[äa]rz|juni|juli|oktober|dezember)\.?")
-DATE_PATTERNS = (
-    r"\b(last (updated|modified|revised)|effective( date| as of)?|updated( on)?|"
-    r"derni[èe]re mise [àa] jour|mis [àa] jour le|en vigueur( le| au)?|date d'effet|"
-    r"zuletzt aktualisiert|stand|g[üu]ltig ab)\s*:?\s*",
+_DAY, _MONTH_NUMBER = r"(0?[1-9]|[12]\d|3[01])", r"(0?[1-9]|1[0-2])"
+_DATES = (
     rf"\b\d{{1,2}}(st|nd|rd|th|er)?\.?\s+{_MONTHS}\s+\d{{4}}\b",
     rf"\b{_MONTHS}\s+\d{{1,2}}(st|nd|rd|th)?,?\s+\d{{4}}\b",
-    r"\b\d{4}-\d{2}-\d{2}\b", r"\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b",
+    r"\b\d{4}-\d{2}-\d{2}\b",
+    rf"(?<![\d.]){_DAY}\.{_MONTH_NUMBER}\.(19|20)\d\d(?!\d|\.\d)",
+    rf"(?<![\d/])({_DAY}/{_MONTH_NUMBER}|{_MONTH_NUMBER}/{_DAY})/((19|20)\d\d|\d\d)(?![\d/])",
     r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日",
 )
+_DATE_LABELS = (r"last (updated|modified|revised)( on)?|effective( date| as of)?|updated( on)?|"
+                r"derni[èe]re mise [àa] jour|mis [àa] jour le|en vigueur( le| au)?|date d'effet|"
+                r"zuletzt aktualisiert|stand|g[üu]ltig ab")
+DATE_PATTERNS = (
+    rf"\b({_DATE_LABELS})\b\s*:?\s*(?={'|'.join(f'(?:{d})' for d in _DATES)})",
+    *_DATES,
+)
+"""What `ignore_dates` removes: dates, and the labels ("Last updated:") right before one."""
 
 
 def drop_ignored(clauses: list[Clause], patterns: Sequence[str]) -> list[Clause]:
@@ -289,6 +322,10 @@ class _Walker:
             self.bold_depth += 1
         if tag not in BLOCK_TAGS and node.attributes.get("role") != "heading":
             return
+        if self._inside_heading(node):
+            self.pieces.append((" ", self.bold_depth > 0))
+            self.contexts.append(self.contexts[-1])
+            return
         self._flush()
         if tag in HEADING_LEVELS or node.attributes.get("role") == "heading":
             self.contexts.append(("heading", HEADING_LEVELS.get(tag) or _aria_level(node)))
@@ -309,10 +346,19 @@ class _Walker:
             self.pieces.append((f" <{untracked(node.attributes['href'] or '')}>", False))
         if tag not in BLOCK_TAGS and node.attributes.get("role") != "heading":
             return
+        if self._inside_heading(node):
+            self.pieces.append((" ", self.bold_depth > 0))
+            self.contexts.pop()
+            return
         self._flush()
         if tag in LIST_TAGS:
             self.list_depth -= 1
         self.contexts.pop()
+
+    def _inside_heading(self, node: LexborNode) -> bool:
+        """A block inside a heading (`<h2><div>3. Sharing</div></h2>`) is part of its title."""
+        own = node.tag in HEADING_LEVELS or node.attributes.get("role") == "heading"
+        return not own and self.contexts[-1][0] == "heading"
 
     def _flush(self) -> None:
         """Emit the pending inline text; each line (a `<br>` ends one) is its own clause."""
