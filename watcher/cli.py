@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -519,6 +518,7 @@ def run(app: App, watch_file: bool, log_json: bool) -> None:
 @pass_app
 def health(app: App, max_age: float) -> None:
     """Exit 0 when the daemon runs and its scheduler ticked recently (Docker HEALTHCHECK)."""
+    from watcher.daemon import process_alive
     with app.store() as store:
         state = store.daemon_state()
     if state is None:
@@ -527,21 +527,11 @@ def health(app: App, max_age: float) -> None:
     age = (datetime.now(UTC) - beat).total_seconds()
     if stopped is not None:
         raise RuntimeFailure(f"unhealthy: the daemon (pid {pid}) stopped at {_iso(stopped)}")
-    if not _alive(pid):
+    if not process_alive(pid):
         raise RuntimeFailure(f"unhealthy: the daemon (pid {pid}) is not running")
     if age > max_age:
         raise RuntimeFailure(f"unhealthy: last scheduler tick {age:.0f}s ago (max {max_age:g}s)")
     click.echo(f"healthy: daemon pid {pid}, last tick {age:.0f}s ago")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from watcher.notify import DeliveryReport, deliver_pending
 from watcher.schedule import Schedule, parse_timezone
 from watcher.store import Store
 
-__all__ = ["Daemon", "plan_groups", "configure_logging"]
+__all__ = ["Daemon", "plan_groups", "configure_logging", "process_alive"]
 
 log = logging.getLogger("watcher.daemon")
 FAILED = ("failed", "suspect")
@@ -137,7 +137,7 @@ class Daemon:
             return False
         pid, beat, stopped = state
         age = (_now() - beat).total_seconds()
-        if stopped is not None or pid == self.pid or age > fresh or not _alive(pid):
+        if stopped is not None or pid == self.pid or age > fresh or not process_alive(pid):
             return False
         log.error("another daemon (pid %d) runs on %s: its heartbeat is %.0fs old; stop it "
                   "first, or if it is gone, start again after %.0fs", pid, self.db_path, age,
@@ -330,7 +330,7 @@ def _log_check(result: CheckResult) -> None:
     log.info("check", extra={"check": result})
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether a process with this pid exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
