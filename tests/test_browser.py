@@ -17,6 +17,7 @@ from watcher.browser import BrowserFetcher
 from watcher.check import run_checks
 from watcher.config import BrowserSettings, parse_config
 from watcher.fetch import FetchRequest, HttpFetcher
+from watcher.models import Fetched
 from watcher.store import Store
 
 pytestmark = pytest.mark.browser
@@ -48,6 +49,17 @@ def check(runner, tmp_path: Path, toml: str) -> tuple[list, Store]:
     config = parse_config(SETTINGS + toml, tmp_path / "targets.toml")
     store = Store(tmp_path / "watcher.db")
     return loop.run(run_checks(config, store, config.targets, fetchers)), store
+
+
+def fetch_once(url: str, settings: BrowserSettings) -> Fetched:
+    """One fetch by a browser fetcher of its own, closed afterwards."""
+    async def fetch() -> Fetched:
+        fetcher = BrowserFetcher(settings)
+        try:
+            return await fetcher.fetch(FetchRequest(url=url, timeout=5))
+        finally:
+            await fetcher.aclose()
+    return asyncio.run(fetch())
 
 
 def texts(store: Store, target_id: str) -> list[str]:
@@ -100,15 +112,7 @@ def test_page_that_polls_forever_still_settles_long_before_the_cap(site):
                "setInterval(() => {}, 20);")
     url = site.set("/busy", f"<html><body><main><p>Steady text.</p></main>"
                             f"<script>{pollers}</script></body></html>")
-
-    async def fetch():
-        fetcher = BrowserFetcher(BrowserSettings(network_idle_cap=20))
-        try:
-            return await fetcher.fetch(FetchRequest(url=url, timeout=5))
-        finally:
-            await fetcher.aclose()
-
-    fetched = asyncio.run(fetch())
+    fetched = fetch_once(url, BrowserSettings(network_idle_cap=20))
     assert fetched.ok, fetched.error
     assert "Steady text." in fetched.text
     assert fetched.duration_ms < 5000, f"waited {fetched.duration_ms} ms on a polling page"
@@ -135,17 +139,8 @@ def test_blocking_third_party_hosts(tmp_path, site):
     page = (f'<html><head><script src="{silent.base}/app.js"></script></head>'
             '<body><main><p>Static part.</p></main></body></html>')
     url = site.set("/p", page)
-
-    async def fetch():
-        fetcher = BrowserFetcher(BrowserSettings(block_third_party=True, network_idle_cap=0))
-        try:
-            from watcher.fetch import FetchRequest
-            return await fetcher.fetch(FetchRequest(url=url, timeout=5))
-        finally:
-            await fetcher.aclose()
-
     try:
-        fetched = asyncio.run(fetch())
+        fetched = fetch_once(url, BrowserSettings(block_third_party=True, network_idle_cap=0))
     finally:
         silent.close()
     assert fetched.ok, fetched.error
