@@ -412,7 +412,9 @@ def test_timeout_bounds_the_whole_fetch_not_each_read(project):
 
 
 class BrokenFetcher:
-    """A fetcher with a bug: every fetch raises."""
+    """A fetcher plug-in with a bug (any object with `fetch` and `aclose` is a fetcher, as
+    urlwatch's jobs are): every fetch raises. No input to the project's own fetchers is
+    known to make them raise any more; this is the pipeline's guard against the next one."""
 
     name = "browser"
 
