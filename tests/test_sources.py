@@ -110,3 +110,27 @@ def test_misspelt_browser_and_source_keys_are_clear_usage_errors(project):
         in result.output
     assert "targets.toml:8: targets[0].sources[1].selekt: unknown key 'selekt'; " \
         "did you mean 'select'?" in result.output
+
+
+def test_a_browser_failure_while_auto_decides_again_is_a_failed_check_not_a_change(project,
+                                                                                   site):
+    require_browser()
+    site.set("/app.js", "document.getElementById('app').innerHTML += '<p>Extra clause.</p>';",
+             content_type="application/javascript")
+    url = site.set("/terms", "<html><body><main id='app'><h2>Data</h2><p>We keep logs for 30 "
+                             "days.</p></main><script src='/app.js'></script></body></html>")
+    recheck_always = "[settings.browser]\ntimeout = 2\nauto_recheck_days = 0\n"
+    project.write_config(recheck_always + auto_toml("t", url))
+    assert project.json("check")[0]["status"] == "new"
+    assert project.json("list")[0]["fetcher_used"] == "browser"
+
+    site.set("/app.js", "/* stalls */", content_type="application/javascript", delay=6)
+    [result] = project.json("check")
+    assert result["status"] == "failed"
+    assert result["reason"].startswith("auto: the browser, which decides how to read this page, "
+                                       "failed: ")
+
+    site.set("/app.js", "document.getElementById('app').innerHTML += '<p>Extra clause.</p>';",
+             content_type="application/javascript")
+    assert project.json("check")[0]["status"] == "unchanged"
+    assert len(project.json("history", "t")) == 1

@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from watcher.browser import BrowserFetcher
@@ -169,7 +169,8 @@ async def _check_target(config: Config, store: Store, target: Target,
     decision = store.fetcher_decision(target.id)
     recheck = timedelta(days=config.settings.browser.auto_recheck_days)
     if decision is None or decision.config_key != key or at - decision.at >= recheck:
-        document, chosen = await _decide(config, target, fetches)
+        document, chosen = await _decide(config, target, fetches,
+                                         decision.fetcher if decision else None)
         return _record(config, store, target, document, at, (chosen, key) if chosen else None)
     document = await _read(config, target, fetches, decision.fetcher)
     if decision.fetcher == "http" and looks_like_script_shell(document):
@@ -179,13 +180,21 @@ async def _check_target(config: Config, store: Store, target: Target,
     return _record(config, store, target, document, at, None)
 
 
-async def _decide(config: Config, target: Target,
-                  fetches: _Fetches) -> tuple[Document, str | None]:
-    """Read the target both ways; HTTP when it yields the browser's clauses, else the browser."""
+async def _decide(config: Config, target: Target, fetches: _Fetches,
+                  previous: str | None) -> tuple[Document, str | None]:
+    """Read the target both ways; HTTP when it yields the browser's clauses, else the browser.
+
+    The browser is the reference: when it cannot read the page, no decision is made, and the
+    document is read the way the previous decision said (a failed check if that was the
+    browser, or if there was none), so a browser failure never shows up as a change.
+    """
     http, browser = await asyncio.gather(_read(config, target, fetches, "http"),
                                          _read(config, target, fetches, "browser"))
     if browser.error is not None:
-        return http, None
+        if previous == "http":
+            return http, None
+        return replace(browser, error=f"auto: the browser, which decides how to read this "
+                                      f"page, failed: {browser.error}"), None
     if http.error is None and http.clauses == browser.clauses:
         return http, "http"
     return browser, "browser"
