@@ -4,6 +4,8 @@ import json
 import subprocess
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from tests.conftest import corpus_dir, target_toml
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -39,6 +41,24 @@ def test_git_export_of_the_mistral_pair(project, tmp_path):
     assert (repo / "Mistral AI" / "Privacy Policy.md").exists()
     assert project.run("export", "mistral-privacy", "--format", "git", "--output",
                        str(repo)).exit_code == 1
+
+
+@pytest.mark.parametrize("service, document", [("..", "Terms"), (".git", "hooks"),
+                                               ("A/../../B", "x\x00y")])
+def test_git_export_keeps_odd_names_inside_the_repository(project, site, tmp_path, service,
+                                                         document):
+    url = site.set("/p", "<main><p>Be nice.</p></main>")
+    project.write_config(target_toml("p", url).replace('service = "Example"',
+                                                       f"service = {json.dumps(service)}")
+                         .replace('document = "Privacy Policy"',
+                                  f"document = {json.dumps(document)}"))
+    project.run("check")
+    repo = tmp_path / "out" / "history"
+    result = project.run("export", "p", "--format", "git", "--output", str(repo))
+    assert result.exit_code == 0, result.output
+    [tracked] = git(repo, "ls-files").splitlines()
+    assert (repo / tracked).read_text() == "Be nice.\n"
+    assert list((tmp_path / "out").iterdir()) == [repo]
 
 
 def test_json_export_has_versions_clauses_and_changes(project):

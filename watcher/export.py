@@ -25,6 +25,9 @@ from watcher.store import Store
 
 __all__ = ["ExportError", "export_git", "export_json", "atom_feed"]
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNSAFE_IN_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+MAX_NAME = 120
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """Characters XML 1.0 does not allow anywhere in a document, even escaped."""
 
@@ -45,8 +48,15 @@ def _iso(moment: datetime) -> str:
 
 
 def _file_name(target: Target) -> Path:
-    clean = lambda s: s.replace("/", "-").strip() or "untitled"  # noqa: E731
-    return Path(clean(target.service)) / f"{clean(target.document)}.md"
+    """`Service/Document.md`, each part made a plain name that stays inside the export."""
+    return Path(_path_part(target.service)) / f"{_path_part(target.document)}.md"
+
+
+def _path_part(name: str) -> str:
+    """One file or folder name: no separator or control character, not hidden (so never
+    `..` or `.git`), at most MAX_NAME characters."""
+    part = _UNSAFE_IN_NAME.sub("-", name).strip().lstrip(".").strip()
+    return part[:MAX_NAME] or "untitled"
 
 
 def export_git(store: Store, target: Target, output: Path) -> int:
@@ -64,8 +74,9 @@ def export_git(store: Store, target: Target, output: Path) -> int:
         _git(output, "add", "--all")
         what = summary.summary.describe() if summary.summary else "first version"
         stamp = _iso(version.recorded_at)
+        title = _CONTROL.sub("", target.title)
         _git(output, "commit", "--quiet", "--allow-empty", "-m",
-             f"{target.title}: version {version.number} ({what})",
+             f"{title}: version {version.number} ({what})",
              env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
     return len(versions)
 
