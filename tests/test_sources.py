@@ -22,6 +22,15 @@ def test_sources_are_joined_in_order(project, site):
         "## Part one\n\nFirst.\n\n## Part two\n\nSecond.\n"
 
 
+def test_track_links_applies_to_every_source(project, site):
+    one = site.set("/terms/1", "<main><p>See <a href='/annex-v1.pdf'>the annex</a>.</p></main>")
+    two = site.set("/terms/2", "<main><p>See <a href='/list-v3.pdf'>the list</a>.</p></main>")
+    project.write_config(sources_toml("terms", [one, two]) + "track_links = true\n")
+    project.run("check")
+    shown = project.run("show", "terms").output
+    assert "the annex </annex-v1.pdf>" in shown and "the list </list-v3.pdf>" in shown
+
+
 def test_a_failing_second_source_records_nothing(project, site):
     one = site.set("/terms/1", "<main><p>First.</p></main>")
     two = site.set("/terms/2", "<main><p>Second.</p></main>", status=500)

@@ -79,7 +79,8 @@ class Document:
 def parts_of(target: Target) -> list[Part]:
     if not target.sources:
         return [Part(target.url, target.selection, target.fetcher, target.wait_for)]
-    return [Part(s.url, s.selection, s.fetcher or target.fetcher, s.wait_for or target.wait_for)
+    return [Part(s.url, replace(s.selection, track_links=target.track_links),
+                 s.fetcher or target.fetcher, s.wait_for or target.wait_for)
             for s in target.sources]
 
 
