@@ -256,6 +256,15 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _advice(error: sqlite3.OperationalError) -> str:
+    message = str(error).lower()
+    if "locked" in message or "busy" in message:
+        return "another process holds its write lock; try again when it is done"
+    if "full" in message:
+        return "the disk is full; free space, nothing recorded was lost"
+    return "check the path's permissions and free space"
+
+
 class Store:
     """A policy-watcher database file."""
 
@@ -268,8 +277,11 @@ class Store:
             self.db = Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA synchronous=FULL")
             self._migrate()
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"{self.path}: cannot use the database ({error}); "
+                             + _advice(error)) from error
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: not a usable policy-watcher database ({error})") \
                 from error
@@ -294,21 +306,34 @@ class Store:
         try:
             yield self
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
     def _migrate(self) -> None:
+        """Brings the schema up to date; a database already current is only read, so that
+        reading commands never wait for another process's write lock."""
+        if self._schema_is_current():
+            return
         with self.transaction():
             current = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {current}, newer than this policy-watcher "
-                    f"({SCHEMA_VERSION}); upgrade policy-watcher to read it")
+            self._refuse_newer(current)
             for number in range(current, SCHEMA_VERSION):
                 MIGRATIONS[number](self.db)
             if current != SCHEMA_VERSION:
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _schema_is_current(self) -> bool:
+        current = self.db.execute("PRAGMA user_version").fetchone()[0]
+        self._refuse_newer(current)
+        return current == SCHEMA_VERSION
+
+    def _refuse_newer(self, current: int) -> None:
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this policy-watcher "
+                f"({SCHEMA_VERSION}); upgrade policy-watcher to read it")
 
     @property
     def schema_version(self) -> int:
