@@ -51,12 +51,13 @@ def check(runner, tmp_path: Path, toml: str) -> tuple[list, Store]:
     return loop.run(run_checks(config, store, config.targets, fetchers)), store
 
 
-def fetch_once(url: str, settings: BrowserSettings) -> Fetched:
-    """One fetch by a browser fetcher of its own, closed afterwards."""
+def fetch_once(url: str, settings: BrowserSettings, **fields: object) -> Fetched:
+    """One fetch by a browser fetcher of its own, closed afterwards; `fields` of the
+    FetchRequest (timeout 5 s unless given)."""
     async def fetch() -> Fetched:
         fetcher = BrowserFetcher(settings)
         try:
-            return await fetcher.fetch(FetchRequest(url=url, timeout=5))
+            return await fetcher.fetch(FetchRequest(url=url, **{"timeout": 5, **fields}))
         finally:
             await fetcher.aclose()
     return asyncio.run(fetch())
@@ -463,3 +464,103 @@ def test_page_that_redirects_itself_is_read_where_it_lands(runner, tmp_path, sit
                                                          select="#terms"))
     assert results[0].status == "new", results[0].reason
     assert texts(store, "t") == ["Retention", "We keep logs for 30 days."]
+
+
+def sent_headers(site, path: str) -> dict[str, str]:
+    return {name.lower(): value for name, value in site.request_headers[path].items()}
+
+
+def test_target_headers_go_to_its_own_host_only(site):
+    """The page's host gets the target's cookie and API key (for a PDF too); a script from
+    another host, and a popup the page opens on it, get neither."""
+    require_browser()
+    site.set("/own.js", BUILD.format(days=45), content_type="text/javascript")
+    site.set("/cdn/tracker.js", "window.tracked = true;", content_type="text/javascript")
+    site.set("/cdn/popup", "<p>Offer!</p>")
+    cdn = site.base.replace("127.0.0.1", "localhost") + "/cdn"
+    url = site.set("/terms", '<html><body><main id="terms"></main>'
+                             f'<script src="/own.js"></script><script src="{cdn}/tracker.js">'
+                             f'</script><script>window.open().location = "{cdn}/popup"</script>'
+                             '</body></html>')
+    pdf = site.set("/terms.pdf", b"%PDF-1.4\n%%EOF\n", content_type="application/pdf")
+    secrets = (("Cookie", "session=SECRET123"), ("X-Api-Key", "KEY456"))
+    settings = BrowserSettings(network_idle_cap=1)
+    page, document = (fetch_once(url, settings, headers=secrets, extra=(("delay", "1"),)),
+                      fetch_once(pdf, settings, headers=secrets))
+    assert page.ok and document.ok, (page.error, document.error)
+    assert "We keep logs for 45 days." in page.text
+    for own in ("/terms", "/own.js", "/terms.pdf"):
+        sent = sent_headers(site, own)
+        assert (sent.get("cookie"), sent.get("x-api-key")) == ("session=SECRET123", "KEY456"), own
+    for third_party in ("/cdn/tracker.js", "/cdn/popup"):
+        sent = sent_headers(site, third_party)
+        assert "cookie" not in sent and "x-api-key" not in sent, third_party
+        assert sent["accept-language"].startswith("en")
+
+
+LANDING = '<html><body><main id="terms"></main><script src="/app.js"></script></body></html>'
+
+
+@pytest.mark.parametrize("how", ["host in capitals", "redirected", "redirected, slow script"])
+def test_the_pages_own_host_is_first_party(site, how):
+    """Blocked or given only third_party_timeout: never the host the document is served from,
+    however the target's URL writes it or wherever a redirect takes it."""
+    require_browser()
+    slow = how == "redirected, slow script"
+    site.set("/app.js", BUILD.format(days=45), content_type="text/javascript",
+             delay=1.5 if slow else 0)
+    url = site.set("/terms", LANDING)
+    if how == "host in capitals":
+        url = url.replace("127.0.0.1", "LOCALHOST")
+    else:
+        url = site.set("/start", b"", status=302,
+                       headers={"Location": url.replace("127.0.0.1", "localhost")})
+    settings = BrowserSettings(block_third_party=not slow, third_party_timeout=1,
+                               network_idle_cap=1)
+    fetched = fetch_once(url, settings)
+    assert fetched.ok, fetched.error
+    assert "We keep logs for 45 days." in fetched.text
+
+
+BIG = "<p>" + "All work and no play. " * 14_000 + "</p>"
+
+
+@pytest.mark.parametrize("page", ["html", "built by a script", "pdf"])
+def test_max_bytes_caps_what_the_browser_reads(site, page):
+    require_browser()
+    if page == "html":
+        url = site.set("/big", f"<html><body>{BIG}</body></html>")
+    elif page == "built by a script":
+        url = site.set("/big", "<html><body><script>document.body.innerHTML = "
+                               "'<p>' + 'All work and no play. '.repeat(14000)</script>")
+    else:
+        url = site.set("/big.pdf", b"%PDF-1.4\n" + b"%" * 300_000 + b"\n%%EOF\n",
+                       content_type="application/pdf")
+    fetched = fetch_once(url, BrowserSettings(network_idle_cap=0), max_bytes=100_000)
+    assert not fetched.ok
+    assert fetched.error.startswith("response larger than the 100,000-byte cap (at least ")
+    assert fetched.error.endswith("bytes); raise settings.max_bytes if it is real")
+
+
+def test_screenshot_of_a_very_tall_page_is_cut_at_the_cap(site):
+    require_browser()
+    from watcher.browser import SCREENSHOT_MAX
+    url = site.set("/tall", '<html><body><main><p>Top.</p></main>'
+                            '<div style="height: 20000px"></div><p>Bottom.</p></body></html>')
+    fetched = fetch_once(url, BrowserSettings(network_idle_cap=0),
+                         extra=(("screenshot", "1"),))
+    assert fetched.ok, fetched.error
+    assert "Bottom." in fetched.text
+    png = fetched.screenshot
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (1280, SCREENSHOT_MAX)
+
+
+def test_wait_for_on_a_slow_page_fails_for_its_own_reason(site):
+    """The selector gets the whole timeout after a load that took most of its own."""
+    require_browser()
+    url = site.set("/slow", "<html><body><p>Slow.</p></body></html>", delay=6.2)
+    fetched = fetch_once(url, BrowserSettings(network_idle_cap=0), timeout=7.5,
+                         extra=(("wait_for", "#never"),))
+    assert fetched.error == "wait_for selector '#never' did not appear on the page"

@@ -3,8 +3,11 @@
 This module owns the browser's life: finding or connecting to one, one long-lived Chromium
 per process, a fresh context per fetch, a bounded number of open pages, per-target waits, a
 hard timeout per fetch, request blocking, relaunching after a crash or a hang, closing it
-when the daemon has been idle a while, and replacing it after many pages. Like every fetcher
-it never raises for a page problem: the error becomes `Fetched.error`.
+when the daemon has been idle a while, and replacing it after many pages. A target's headers
+go to the page's own hosts only (its Cookie header as cookies of the target's host), never to
+third parties; `max_bytes` caps the rendered page and a downloaded document as the HTTP
+fetcher caps a response; a full-page screenshot is cut at SCREENSHOT_MAX pixels each way.
+Like every fetcher it never raises for a page problem: the error becomes `Fetched.error`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Frame,
+    Page,
+    Playwright,
+    Request,
+    Route,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from watcher.config import BrowserSettings
-from watcher.fetch import FetchRequest, accept_language
+from watcher.fetch import FetchRequest, accept_language, too_large_reason
 from watcher.models import Fetched
 
 __all__ = ["BrowserFetcher", "BrowserNotFound", "LAUNCH_ARGS", "find_browser", "PageOptions"]
@@ -37,6 +49,11 @@ LAUNCH_ARGS = ("--disable-background-networking", "--disable-component-update",
                "--disable-features=SpareRendererForSitePerProcess,Translate,"
                "OptimizationHints,MediaRouter,site-per-process")
 BLOCKED_TYPES = frozenset({"image", "media", "font"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+SCREENSHOT_MAX = 16_384
+"""Pixels: a full-page screenshot keeps at most this much of the page's height (and width),
+Chromium's largest texture; a taller page would need gigabytes of memory to capture."""
+SCREENSHOT_CLIP = {"x": 0, "y": 0, "width": SCREENSHOT_MAX, "height": SCREENSHOT_MAX}
 CLOSE_GRACE = 5.0
 OPEN_LIMIT = 10.0
 QUIET_PERIOD = 0.1
@@ -274,19 +291,22 @@ class BrowserFetcher:
         return min(OPEN_LIMIT, self.settings.timeout)
 
     async def _fetch_in(self, browser: Browser, request: FetchRequest) -> Fetched:
-        hard_limit = request.timeout + self.settings.network_idle_cap + \
-            PageOptions.of(request).delay + CLOSE_GRACE
+        """The page within a hard limit: load, settle and delay, plus CLOSE_GRACE to read it;
+        a stage with a timeout of its own pushes the limit back (`_extend`)."""
         try:
             context = await asyncio.wait_for(browser.new_context(**_context_options(request)),
                                              self._open_limit)
         except TimeoutError as error:
             raise _Unresponsive from error
+        started = asyncio.get_running_loop().time()
+        stages = request.timeout + self.settings.network_idle_cap + PageOptions.of(request).delay
         try:
-            async with asyncio.timeout(hard_limit):
-                return await self._load(context, request)
+            async with asyncio.timeout_at(started + stages + CLOSE_GRACE) as limit:
+                return await self._load(context, request, limit)
         except TimeoutError:
+            granted = (limit.when() or started) - started
             return Fetched(url=request.url, error=f"the page loaded but could not be read "
-                                                  f"within {hard_limit:g}s (a script keeps it "
+                                                  f"within {granted:.0f}s (a script keeps it "
                                                   "busy)")
         finally:
             await self._close_context(context)
@@ -299,11 +319,15 @@ class BrowserFetcher:
         except PlaywrightError:
             pass
 
-    async def _load(self, context: BrowserContext, request: FetchRequest) -> Fetched:
-        options = PageOptions.of(request)
-        await context.route("**/*", _Router(request.url, self.settings).handle)
+    async def _load(self, context: BrowserContext, request: FetchRequest,
+                    limit: asyncio.Timeout) -> Fetched:
+        router = _Router(request, self.settings)
+        await context.route("**/*", router.handle)
         await context.add_init_script(script=TIMER_WATCH)
+        if cookies := _cookies(request):
+            await context.add_cookies(cookies)
         page = await context.new_page()
+        router.watch(page)
         traffic = _Traffic(page)
         timeout_ms = request.timeout * 1000
         page.set_default_timeout(timeout_ms)
@@ -314,6 +338,7 @@ class BrowserFetcher:
                                                   "(the page never finished loading)")
         except PlaywrightError as error:
             if "Download is starting" in str(error):
+                _extend(limit, request.timeout)
                 return await _download(context, request)
             raise
         if response is None:
@@ -323,22 +348,66 @@ class BrowserFetcher:
             return Fetched(url=request.url, final_url=page.url, status=status,
                            error=f"HTTP {status} {response.status_text}".strip())
         if _mime(response.headers) == "application/pdf":
+            _extend(limit, request.timeout)
             return await _download(context, request)
-        waited = await _wait(page, traffic, options, self.settings.network_idle_cap)
+        return await self._render(page, traffic, request, status, limit)
+
+    async def _render(self, page: Page, traffic: _Traffic, request: FetchRequest, status: int,
+                      limit: asyncio.Timeout) -> Fetched:
+        """The loaded page once its waits are done: its HTML, and its screenshot if asked."""
+        options = PageOptions.of(request)
+        idle_cap = self.settings.network_idle_cap
+        if options.wait_for:
+            _extend(limit, request.timeout + idle_cap + options.delay)
+        waited = await _wait(page, traffic, options, idle_cap)
         if waited is not None:
             return Fetched(url=request.url, final_url=page.url, status=status, error=waited)
         html = await _html(page)
-        shot = await page.screenshot(full_page=True, type="png") if options.screenshot else b""
-        return Fetched(url=request.url, final_url=page.url, status=status,
-                       content=html.encode("utf-8"), content_type="text/html", text=html,
-                       screenshot=shot)
+        content = html.encode("utf-8")
+        if len(content) > request.max_bytes:
+            return _too_large(request, page.url, status, len(content))
+        shot = b""
+        if options.screenshot:
+            _extend(limit, request.timeout)
+            shot = await page.screenshot(full_page=True, type="png", clip=SCREENSHOT_CLIP)
+        return Fetched(url=request.url, final_url=page.url, status=status, content=content,
+                       content_type="text/html", text=html, screenshot=shot)
+
+
+def _extend(limit: asyncio.Timeout, seconds: float) -> None:
+    """Pushes the hard limit back so a stage given `seconds` of its own times out first."""
+    when = asyncio.get_running_loop().time() + seconds + CLOSE_GRACE
+    if when > (limit.when() or 0.0):
+        limit.reschedule(when)
 
 
 def _context_options(request: FetchRequest) -> dict[str, object]:
     return {"user_agent": request.user_agent or None, "service_workers": "block",
             "locale": request.language, "java_script_enabled": True,
-            "extra_http_headers": {"Accept-Language": accept_language(request.language),
-                                   **dict(request.headers)}}
+            "extra_http_headers": {"Accept-Language": accept_language(request.language)}}
+
+
+def _own_headers(request: FetchRequest) -> dict[str, str]:
+    """The target's headers for its own hosts, lowercased as Playwright gives a request's;
+    the browser ignores a Cookie header there (`_cookies` turns it into cookies)."""
+    return {name.lower(): value for name, value in request.headers if name.lower() != "cookie"}
+
+
+def _cookies(request: FetchRequest) -> list[dict[str, str | bool]]:
+    """The target's Cookie header as cookies of the target's host, which the browser sends to
+    that host alone; a part without `=` is a cookie without a name, as browsers read it."""
+    parts = urlsplit(request.url)
+    host = parts.hostname or ""
+    domain = f"[{host}]" if ":" in host else host
+    cookies: list[dict[str, str | bool]] = []
+    for name, value in request.headers:
+        if name.lower() != "cookie":
+            continue
+        for pair in filter(None, (part.strip() for part in value.split(";"))):
+            key, val = pair.split("=", 1) if "=" in pair else ("", pair)
+            cookies.append({"name": key.strip(), "value": val.strip(), "domain": domain,
+                            "path": "/", "secure": parts.scheme == "https", "httpOnly": True})
+    return cookies
 
 
 class _Traffic:
@@ -444,8 +513,14 @@ async def _html(page: Page) -> str:
 
 async def _download(context: BrowserContext, request: FetchRequest) -> Fetched:
     """A document the browser would show in a viewer or download (a PDF): read its bytes."""
-    response = await context.request.get(request.url, timeout=request.timeout * 1000)
+    response = await context.request.get(request.url, headers=_own_headers(request),
+                                         timeout=request.timeout * 1000)
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > request.max_bytes:
+        return _too_large(request, response.url, response.status, int(declared))
     body = await response.body()
+    if len(body) > request.max_bytes:
+        return _too_large(request, response.url, response.status, len(body))
     mime = _mime(response.headers)
     error = f"HTTP {response.status} {response.status_text}".strip() \
         if response.status >= 400 else None
@@ -453,27 +528,62 @@ async def _download(context: BrowserContext, request: FetchRequest) -> Fetched:
                    content=body, content_type=mime, error=error)
 
 
-class _Router:
-    """Blocks what a page does not need; third-party requests cannot hang the page."""
+def _too_large(request: FetchRequest, final_url: str, status: int, size: int) -> Fetched:
+    return Fetched(url=request.url, final_url=final_url, status=status,
+                   error=too_large_reason(request.max_bytes, size))
 
-    def __init__(self, url: str, settings: BrowserSettings):
-        self.origin = urlsplit(url).netloc
+
+class _Router:
+    """Blocks what a page does not need; third-party requests cannot hang the page.
+
+    First-party: the target's host and the host of every navigation of the page's main frame
+    (where the document lands after redirects; not a popup's), compared as `_host` normalizes
+    them. They alone get the target's headers; Playwright keeps such headers on a redirect
+    without asking the router.
+    """
+
+    def __init__(self, request: FetchRequest, settings: BrowserSettings):
+        self.hosts = {_host(request.url)}
+        self.headers = _own_headers(request)
         self.settings = settings
+        self.main_frame: Frame | None = None
+
+    def watch(self, page: Page) -> None:
+        """Follows the page's navigations: Playwright routes no redirect, but reports it."""
+        self.main_frame = page.main_frame
+        page.on("request", self.notice)
+
+    def notice(self, request: Request) -> None:
+        """Takes the host of a navigation of the page's main frame (a redirect's too)."""
+        if request.is_navigation_request() and self.main_frame is not None \
+                and _frame(request) is self.main_frame:
+            self.hosts.add(_host(request.url))
 
     async def handle(self, route: Route) -> None:
         request = route.request
         try:
             if request.resource_type in BLOCKED_TYPES:
                 await route.abort("blockedbyclient")
-            elif urlsplit(request.url).netloc == self.origin or not \
-                    request.url.startswith("http"):
+            elif not request.url.startswith("http"):
                 await route.continue_()
+            elif self._first_party(request):
+                await self._continue(route)
             elif self.settings.block_third_party:
                 await route.abort("blockedbyclient")
             else:
                 await self._third_party(route)
         except PlaywrightError:
             pass
+
+    def _first_party(self, request: Request) -> bool:
+        self.notice(request)
+        return _host(request.url) in self.hosts
+
+    async def _continue(self, route: Route) -> None:
+        if self.headers:
+            await route.continue_(headers={**route.request.headers, **self.headers})
+        else:
+            await route.continue_()
 
     async def _third_party(self, route: Route) -> None:
         try:
@@ -482,6 +592,28 @@ class _Router:
             await route.abort("timedout")
             return
         await route.fulfill(response=response)
+
+
+def _host(url: str) -> str:
+    """A URL's host and port as Chromium writes them: lowercase, the default port filled in."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host.isascii():
+        with contextlib.suppress(UnicodeError):
+            host = host.encode("idna").decode("ascii")
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        port = None
+    return f"{host}:{port}"
+
+
+def _frame(request: Request) -> Frame | None:
+    """The request's frame; None for a frame not created yet (a new iframe's first document)."""
+    try:
+        return request.frame
+    except PlaywrightError:
+        return None
 
 
 def _mime(headers: dict[str, str]) -> str:

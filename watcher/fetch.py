@@ -21,7 +21,8 @@ from typing import Protocol
 import charset_normalizer
 import httpx
 
-__all__ = ["FetchRequest", "Fetcher", "HttpFetcher", "decode_html", "header_problem"]
+__all__ = ["FetchRequest", "Fetcher", "HttpFetcher", "decode_html", "header_problem",
+           "too_large_reason"]
 
 from watcher.models import Fetched
 
@@ -235,8 +236,13 @@ class HttpFetcher:
 
 def _too_large(request: FetchRequest, response: httpx.Response, size: int) -> Fetched:
     return Fetched(url=request.url, final_url=str(response.url), status=response.status_code,
-                   error=f"response larger than the {request.max_bytes:,}-byte cap "
-                         f"(at least {size:,} bytes); raise settings.max_bytes if it is real")
+                   error=too_large_reason(request.max_bytes, size))
+
+
+def too_large_reason(max_bytes: int, size: int) -> str:
+    """Why a page over `settings.max_bytes` is a failed check (every fetcher says it so)."""
+    return (f"response larger than the {max_bytes:,}-byte cap (at least {size:,} bytes); "
+            "raise settings.max_bytes if it is real")
 
 
 def _network_error(error: httpx.HTTPError) -> str:
