@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -183,6 +184,20 @@ def test_a_second_daemon_on_the_same_database_refuses_to_start(project, site, da
     third = daemons(project)
     until(lambda: "started" in third.log(), what="a daemon after a clean stop")
     assert third.stop() == 0
+
+
+def test_a_retry_never_runs_while_the_same_target_is_being_checked(project, site, daemons):
+    project.write_config(FAST + target_toml("slow", site.set("/slow", "<h1>Down</h1>",
+                                                            status=503, delay=1.5)))
+    daemon = daemons(project)
+    until(lambda: checks(project, "slow") >= 5, timeout=30, what="five failed checks")
+    assert daemon.stop() == 0
+    with sqlite3.connect(project.db) as conn:
+        starts = [row[0] for row in conn.execute(
+            "SELECT at FROM checks WHERE target_id = 'slow' ORDER BY at")]
+    moments = [datetime.fromisoformat(at.replace("Z", "+00:00")) for at in starts]
+    gaps = [(b - a).total_seconds() for a, b in zip(moments, moments[1:], strict=False)]
+    assert min(gaps) >= 1.4, f"checks of one target overlapped: {gaps}"
 
 
 def test_a_failing_target_is_announced_once_and_its_recovery_once(project, site, daemons):

@@ -302,6 +302,11 @@ def _record(config: Config, store: Store, target: Target, document: Document, at
             store.set_fetcher_decision(target.id, decision[0], decision[1], at)
         store.set_fetcher_used(target.id, fetched.fetcher)
         previous = store.version(target.id)
+        if previous is not None and previous.recorded_at > at \
+                and previous.sha256 != document_sha256(clauses):
+            result = CheckResult(status="unchanged", reason=_superseded(previous), **base)
+            _add_check(store, result, None, None)
+            return result
         shrunk = shrink_problem(clauses, previous.clauses, config.settings.max_shrink) \
             if previous else None
         if shrunk:
@@ -320,6 +325,14 @@ def _record(config: Config, store: Store, target: Target, document: Document, at
         if config.settings.keep_raw == "versions" and previous_snapshot not in (None, snapshot):
             store.prune_snapshot(previous_snapshot)
     return result
+
+
+def _superseded(latest: Version) -> str:
+    """Two checks of one target overlapped (a retry and a scheduled check, or the daemon and
+    `watcher check`) and the one that began first ended last: its older reading is dropped,
+    or it would be recorded as a change back, and the next one as a change forward again."""
+    return (f"superseded: version {latest.number} was read after this check began, so this "
+            "older reading is not recorded")
 
 
 def _record_version(config: Config, store: Store, target: Target, clauses: list[Clause],

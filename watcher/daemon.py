@@ -81,6 +81,7 @@ class Daemon:
         self.watch_file = watch_file
         self.groups: dict[str, Group] = {}
         self.inflight: set[asyncio.Task] = set()
+        self.running: set[str] = set()  # groups being checked: a retry never overlaps a check
         self.host_ready: dict[str, float] = {}
         self.stopping = asyncio.Event()
         self.pid = os.getpid()
@@ -192,10 +193,11 @@ class Daemon:
 
     async def _run_group(self, key: str) -> None:
         group = self.groups.get(key)
-        if group is None or self.stopping.is_set():
+        if group is None or self.stopping.is_set() or key in self.running:
             return
         task = asyncio.current_task()
         self.inflight.add(task)
+        self.running.add(key)
         try:
             async with self.limit:
                 if self.stopping.is_set():
@@ -213,6 +215,7 @@ class Daemon:
             await self._deliver()
         finally:
             self.inflight.discard(task)
+            self.running.discard(key)
 
     def _write_feed(self) -> None:
         """Keep the Atom feed at settings.feed_path current (for a web server to publish)."""
