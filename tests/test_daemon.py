@@ -230,14 +230,19 @@ def test_health_reports_a_running_daemon_and_a_stopped_one(project, site, daemon
     assert result.exit_code == 1 and "stopped" in result.output
 
 
-def test_json_logs_have_one_object_per_check(project, site, daemons):
-    project.write_config(FAST + target_toml("a", site.set("/a", PAGE)))
+def test_json_logs_have_one_object_per_line_the_schedulers_warnings_included(
+        project, site, daemons):
+    project.write_config(FAST + target_toml("a", site.set("/a", PAGE))
+                         + target_toml("slow", site.set("/slow", PAGE, delay=2.5)))
     daemon = daemons(project, "--log-json")
-    until(lambda: checks(project, "a") >= 2, what="two checks")
+    until(lambda: checks(project, "a") >= 2 and "skipped" in daemon.log(), timeout=20,
+          what="two checks and a run skipped while the slow one is still going")
     assert daemon.stop() == 0
     events = [json.loads(line) for line in daemon.lines]
     checked = [e for e in events if e.get("event") == "check"]
-    assert checked[0]["target"] == "a" and checked[0]["status"] == "new"
+    assert checked[0]["target"] in ("a", "slow") and checked[0]["status"] == "new"
+    assert any(e["level"] == "warning" and "skipped" in e["message"] for e in events
+               if "message" in e)
 
 
 def test_daemon_killed_between_commit_and_send_delivers_after_restart(project, site, daemons):

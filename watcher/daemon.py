@@ -380,10 +380,17 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+LIBRARY_LOGGERS = ("apscheduler", "asyncio")
+"""Libraries whose warnings (a job still running at its next time, an unretrieved error)
+belong in the daemon's log, in its format."""
+
+
 def configure_logging(as_json: bool) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_JsonFormatter() if as_json else _PlainFormatter())
-    root = logging.getLogger("watcher")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    for name, level in (("watcher", logging.INFO),
+                        *((library, logging.WARNING) for library in LIBRARY_LOGGERS)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
