@@ -243,8 +243,18 @@ def _migration_outbox_claims(db: Database) -> None:
             db.execute(f"ALTER TABLE outbox ADD COLUMN {column} TEXT")
 
 
+def _migration_check_counts(db: Database) -> None:
+    """Checks counted by target and status as they are added: /metrics reads these few rows
+    instead of the whole check history, which grows for as long as the daemon runs."""
+    db.execute("CREATE TABLE check_counts (target_id TEXT NOT NULL REFERENCES targets(id) "
+               "ON DELETE CASCADE, status TEXT NOT NULL, count INTEGER NOT NULL, "
+               "PRIMARY KEY (target_id, status)) WITHOUT ROWID")
+    db.execute("INSERT INTO check_counts SELECT target_id, status, count(*) FROM checks "
+               "GROUP BY target_id, status")
+
+
 MIGRATIONS = [_migration_1, _migration_daemon, _migration_outbox, _migration_fetching,
-              _migration_moves, _migration_outbox_claims]
+              _migration_moves, _migration_outbox_claims, _migration_check_counts]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -543,6 +553,8 @@ class Store:
             "fetcher, snapshot_sha256, version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [target_id, _iso(at), duration_ms, status, reason, http_status, fetcher,
              snapshot_sha256, version_id])
+        self.db.execute("INSERT INTO check_counts VALUES (?, ?, 1) ON CONFLICT(target_id, status)"
+                        " DO UPDATE SET count = count + 1", [target_id, status])
 
     def last_check(self, target_id: str) -> StoredCheck | None:
         checks = self.recent_checks(target_id, 1)
@@ -598,8 +610,8 @@ class Store:
             return tuple(tuple(row) for row in self.db.execute(sql).fetchall())
 
         return Counters(
-            checks=rows("SELECT target_id, status, count(*) FROM checks "
-                        "GROUP BY target_id, status ORDER BY target_id, status"),
+            checks=rows("SELECT target_id, status, count FROM check_counts "
+                        "ORDER BY target_id, status"),
             versions=rows("SELECT target_id, count(*) FROM versions GROUP BY target_id "
                           "ORDER BY target_id"),
             notifications=rows("SELECT status, count(*) FROM outbox GROUP BY status "
@@ -607,12 +619,14 @@ class Store:
             broken=self.db.execute("SELECT count(*) FROM target_health "
                                    "WHERE broken_since IS NOT NULL").fetchone()[0])
 
-    def consecutive_failures(self, target_id: str) -> int:
-        row = self.db.execute(
-            "SELECT count(*) FROM checks WHERE target_id = ? AND status IN ('failed', 'suspect')"
-            " AND id > coalesce((SELECT max(id) FROM checks WHERE target_id = ? AND status "
-            "NOT IN ('failed', 'suspect')), 0)", [target_id, target_id]).fetchone()
-        return row[0]
+    def consecutive_failures(self, target_id: str, most: int = 100) -> int:
+        """Failed checks since the target's last good one, counted up to `most` (enough for
+        the failure policy and the retry backoff), newest first along the index."""
+        statuses = self.db.execute(
+            "SELECT status FROM checks WHERE target_id = ? ORDER BY id DESC LIMIT ?",
+            [target_id, most]).fetchall()
+        return next((n for n, (status,) in enumerate(statuses)
+                     if status not in ("failed", "suspect")), len(statuses))
 
     def broken_since(self, target_id: str) -> datetime | None:
         row = self.db.execute("SELECT broken_since FROM target_health WHERE target_id = ?",
