@@ -564,3 +564,12 @@ def test_wait_for_on_a_slow_page_fails_for_its_own_reason(site):
     fetched = fetch_once(url, BrowserSettings(network_idle_cap=0), timeout=7.5,
                          extra=(("wait_for", "#never"),))
     assert fetched.error == "wait_for selector '#never' did not appear on the page"
+
+
+def test_a_page_served_as_an_attachment_is_read_like_any_page(runner, tmp_path, site):
+    url = site.set("/terms", "<main><h2>Terms</h2><p>Be nice à tous.</p></main>",
+                   content_type="text/html; charset=utf-8",
+                   headers={"Content-Disposition": 'attachment; filename="terms.html"'})
+    results, store = check(runner, tmp_path, target_toml("t", url, fetcher="browser"))
+    assert results[0].status == "new", results[0].reason
+    assert texts(store, "t") == ["Terms", "Be nice à tous."]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from watcher.config import BrowserSettings
-from watcher.fetch import FetchRequest, accept_language, too_large_reason
+from watcher.fetch import FetchRequest, accept_language, decode_html, too_large_reason
 from watcher.models import Fetched
 
 __all__ = ["BrowserFetcher", "BrowserNotFound", "LAUNCH_ARGS", "find_browser", "PageOptions"]
@@ -512,7 +513,8 @@ async def _html(page: Page) -> str:
 
 
 async def _download(context: BrowserContext, request: FetchRequest) -> Fetched:
-    """A document the browser would show in a viewer or download (a PDF): read its bytes."""
+    """A document the browser would show in a viewer or download (a PDF, or a page served
+    as an attachment): read its bytes, and its text unless it is a PDF."""
     response = await context.request.get(request.url, headers=_own_headers(request),
                                          timeout=request.timeout * 1000)
     declared = response.headers.get("content-length", "")
@@ -524,8 +526,15 @@ async def _download(context: BrowserContext, request: FetchRequest) -> Fetched:
     mime = _mime(response.headers)
     error = f"HTTP {response.status} {response.status_text}".strip() \
         if response.status >= 400 else None
+    is_pdf = mime == "application/pdf" or body.startswith(b"%PDF-")
+    text = "" if is_pdf else decode_html(body, _charset(response.headers), response.url)
     return Fetched(url=request.url, final_url=response.url, status=response.status,
-                   content=body, content_type=mime, error=error)
+                   content=body, content_type=mime, text=text, error=error)
+
+
+def _charset(headers: dict[str, str]) -> str | None:
+    found = re.search(r"charset=[\"']?([\w.:-]+)", headers.get("content-type", ""), re.I)
+    return found.group(1) if found else None
 
 
 def _too_large(request: FetchRequest, final_url: str, status: int, size: int) -> Fetched:
