@@ -3,9 +3,9 @@
 `run_checks` is the one entry point shared by `watcher check`, `watcher ingest` (through
 `record_fetched`) and the daemon. Targets that share a URL and fetch options are fetched once
 per run. Every target's outcome is recorded in its own transaction; a failure of one target
-never stops the others: headers that cannot be sent fail the fetch before any fetcher sees
-them, and an unexpected exception while fetching or reading a page (a bug) is logged with its
-traceback and becomes a failed check of that target ("internal error: ..., please report").
+never stops the others: an unexpected exception while fetching or reading a page (a bug) is
+logged with its traceback and becomes a failed check of that target ("internal error: ...,
+please report").
 A target made of several `sources` is one document: any failing page fails the check.
 `fetcher = "auto"` reads a target both ways when its decision is missing, stale or made for
 another configuration, keeps the cheaper one that yields the browser's clauses, and persists
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from watcher.browser import BrowserFetcher
 from watcher.config import Config, Source, Target
 from watcher.diff import diff_clauses
-from watcher.fetch import Fetcher, FetchRequest, HttpFetcher, header_problem
+from watcher.fetch import Fetcher, FetchRequest, HttpFetcher
 from watcher.guard import failure_reason, page_problem, shrink_problem
 from watcher.models import CheckResult, Clause, Diff, Fetched, Version, document_sha256
 from watcher.normalize import NormalizeError, Selection, drop_ignored, html_to_clauses
@@ -140,10 +140,7 @@ class _Fetches:
         return self.tasks[key]
 
     async def _fetch(self, name: str, request: FetchRequest) -> Fetched:
-        """One fetch; headers that cannot be sent, or an unexpected error, make it a failure."""
-        problem = header_problem(request)
-        if problem:
-            return Fetched(url=request.url, error=problem, fetcher=name)
+        """One fetch; an unexpected error makes it a failure."""
         async with self.limit:
             try:
                 return await self.fetchers[name].fetch(request)

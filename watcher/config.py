@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated
 
 from watcher.apprise_url import url_problem
+from watcher.fetch import unsendable_header
 from watcher.normalize import DATE_PATTERNS, Range, Selection, check_selector
 from watcher.schedule import Schedule, ScheduleError, parse_digest, parse_schedule, parse_timezone
 
@@ -469,17 +470,10 @@ def _check_target(target: Target, index: int, routes: dict[str, Route]) -> list[
 
 
 def _header_problems(target: Target, at: tuple[str | int, ...]) -> list[Problem]:
-    """Header values HTTP cannot carry; the value is never quoted (it may be a secret)."""
-    problems = []
-    for name, value in target.headers.items():
-        if any(ch in value for ch in "\r\n\0"):
-            why = "contains a line break or NUL (check the environment variable it comes from)"
-        elif not value.isascii():
-            why = "is not ASCII; HTTP headers cannot carry it (percent-encode it)"
-        else:
-            continue
-        problems.append(Problem(at + ("headers", name), f"the value of header {name!r} {why}"))
-    return problems
+    """Headers HTTP cannot carry, as every fetch would refuse them (the value is never quoted:
+    it may be a secret)."""
+    return [Problem(at + ("headers", name), why) for name, value in target.headers.items()
+            if (why := unsendable_header(name, value))]
 
 
 def _check_routes(routes: dict[str, Route], folder: Path) -> list[Problem]:
@@ -513,9 +507,9 @@ def _check_settings(settings: Settings | None) -> list[Problem]:
             check(getattr(settings, key))
         except ScheduleError as error:
             problems.append(Problem(("settings", key), str(error)))
-    if not settings.user_agent.isascii() or not settings.user_agent.isprintable():
-        problems.append(Problem(("settings", "user_agent"), "must be printable ASCII (HTTP "
-                                                            "headers cannot carry other text)"))
+    why = unsendable_header("User-Agent", settings.user_agent)
+    if why:
+        problems.append(Problem(("settings", "user_agent"), why))
     for topic, patterns in settings.lexicon.items():
         for pattern in patterns:
             try:

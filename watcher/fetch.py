@@ -21,7 +21,7 @@ from typing import Protocol
 import charset_normalizer
 import httpx
 
-__all__ = ["FetchRequest", "Fetcher", "HttpFetcher", "decode_html", "header_problem",
+__all__ = ["FetchRequest", "Fetcher", "HttpFetcher", "decode_html", "unsendable_header",
            "too_large_reason"]
 
 from watcher.models import Fetched
@@ -125,22 +125,26 @@ def _detect(content: bytes) -> tuple[str, str]:
     return str(chosen), chosen.encoding
 
 
-def header_problem(request: FetchRequest) -> str | None:
-    """Why a request's headers cannot be sent, or None. It names the header, never its value,
-    which may hold a secret."""
+def unsendable_header(name: str, value: str) -> str | None:
+    """Why HTTP cannot carry this header, or None; it never quotes the value, which may hold
+    a secret. The one rule for the targets file (checked on load) and for every request."""
+    if not _HEADER_NAME.fullmatch(name):
+        return f"header {name!r}: not a valid HTTP header name"
+    if not value.isascii():
+        return f"header {name!r}: value must be ASCII (percent-encode it)"
+    if _CONTROL.search(value):
+        return (f"header {name!r}: value contains a line break or another control character "
+                "(a trailing newline in an environment variable?)")
+    if value != value.strip(" \t"):
+        return f"header {name!r}: value must not start or end with a space"
+    return None
+
+
+def _request_problem(request: FetchRequest) -> str | None:
     for name, value in _headers(request).items():
-        if not _HEADER_NAME.fullmatch(name):
-            return f"header {name!r}: not a valid HTTP header name; the request was not sent"
-        if not value.isascii():
-            why = "value must be ASCII"
-        elif _CONTROL.search(value):
-            why = ("value contains a line break or another control character (a trailing "
-                   "newline in an environment variable?)")
-        elif value != value.strip(" \t"):
-            why = "value must not start or end with a space"
-        else:
-            continue
-        return f"header {name!r}: {why}; the request was not sent"
+        why = unsendable_header(name, value)
+        if why:
+            return f"{why}; the request was not sent"
     return None
 
 
@@ -182,7 +186,7 @@ class HttpFetcher:
 
     async def fetch(self, request: FetchRequest) -> Fetched:
         started = time.monotonic()
-        problem = header_problem(request)
+        problem = _request_problem(request)
         result = Fetched(url=request.url, error=problem) if problem else \
             await self._fetch_within_timeout(request)
         elapsed = int((time.monotonic() - started) * 1000)
